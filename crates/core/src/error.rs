@@ -1,0 +1,315 @@
+//! The one error type of the core, and the one place that maps it to HTTP.
+//!
+//! Messages are shown to operators as they are: they name the key, file,
+//! bucket or peer at fault, and never contain a credential or a presigned URL
+//! (reqwest errors are stripped of their URL before they get here).
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// A query parameter is missing, malformed or not allowed.
+    #[error("invalid parameter '{name}': {reason}")]
+    InvalidParameter { name: String, reason: String },
+
+    /// The config file could not be read or does not hold a valid config.
+    #[error("config {path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+
+    /// The config path is outside the directory configs may be read from.
+    #[error("config {path} is outside the allowed config directory {allowed}")]
+    ConfigPathNotAllowed { path: PathBuf, allowed: PathBuf },
+
+    /// The object store has no such bucket, object or archive.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// The object store refused our credentials or request.
+    #[error("object storage refused the request ({status}): {message}")]
+    StorageDenied { status: u16, message: String },
+
+    /// The object store failed or could not be reached.
+    #[error("object storage failed: {0}")]
+    Storage(String),
+
+    /// A model of that name is registered with a different archive.
+    #[error("{0}")]
+    Conflict(String),
+
+    /// The Dragonfly peer could not be reached at all.
+    #[error("Dragonfly peer {addr} unreachable: {reason}")]
+    PeerUnreachable { addr: String, reason: String },
+
+    /// The Dragonfly peer answered with an error; `error_type` is its
+    /// `X-Dragonfly-Error-Type` (backend, proxy, dfdaemon) when it sent one.
+    #[error("Dragonfly peer {addr} answered {status} (error type: {error_type}) for {object}")]
+    Peer {
+        addr: String,
+        status: u16,
+        error_type: String,
+        object: String,
+    },
+
+    /// The transfer broke off and the retries ran out.
+    #[error("transfer of {object} failed after {attempts} attempt(s): {reason}")]
+    Transfer {
+        object: String,
+        attempts: u32,
+        reason: String,
+    },
+
+    #[error("{object}: expected {expected} bytes, received {actual}")]
+    LengthMismatch {
+        object: String,
+        expected: u64,
+        actual: u64,
+    },
+
+    #[error("{object}: {algorithm} mismatch, expected {expected}, computed {actual}")]
+    ChecksumMismatch {
+        object: String,
+        algorithm: &'static str,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("timed out: {0}")]
+    Timeout(String),
+
+    /// The model store's filesystem is full.
+    #[error("no space left in {path} while writing {object}")]
+    NoSpace { path: PathBuf, object: String },
+
+    /// TorchServe refused to register (or unregister) a model; `status` is
+    /// the status TorchServe gave.
+    #[error("TorchServe refused model '{model}' ({status}): {message}")]
+    Registration {
+        model: String,
+        status: u16,
+        message: String,
+    },
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl CoreError {
+    pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        CoreError::InvalidParameter {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        CoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The HTTP status an operator gets for this error. Exhaustive on
+    /// purpose: a new variant must choose its status here.
+    pub fn status(&self) -> u16 {
+        match self {
+            CoreError::InvalidParameter { .. } | CoreError::Config { .. } => 400,
+            CoreError::ConfigPathNotAllowed { .. } => 403,
+            CoreError::StorageDenied { status, .. } => match status {
+                401 | 403 => 403,
+                _ => 400,
+            },
+            CoreError::NotFound(_) => 404,
+            CoreError::Conflict(_) => 409,
+            CoreError::PeerUnreachable { .. }
+            | CoreError::Peer { .. }
+            | CoreError::Storage(_)
+            | CoreError::Transfer { .. }
+            | CoreError::LengthMismatch { .. }
+            | CoreError::ChecksumMismatch { .. } => 502,
+            CoreError::Timeout(_) => 504,
+            CoreError::NoSpace { .. } => 507,
+            CoreError::Registration { status, .. } => match status {
+                400..=599 => *status,
+                _ => 500,
+            },
+            CoreError::Io { .. } | CoreError::Internal(_) => 500,
+        }
+    }
+
+    /// The `type` field of the JSON error body, named like TorchServe's own
+    /// exception types so clients can treat both alike.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CoreError::InvalidParameter { .. } => "InvalidParameterException",
+            CoreError::Config { .. } => "ConfigException",
+            CoreError::ConfigPathNotAllowed { .. } => "ForbiddenException",
+            CoreError::StorageDenied { .. } => "ObjectStorageDeniedException",
+            CoreError::NotFound(_) => "NotFoundException",
+            CoreError::Conflict(_) => "ConflictStatusException",
+            CoreError::PeerUnreachable { .. } | CoreError::Peer { .. } => "DragonflyPeerException",
+            CoreError::Storage(_) => "ObjectStorageException",
+            CoreError::Transfer { .. } => "TransferException",
+            CoreError::LengthMismatch { .. } => "ContentLengthMismatchException",
+            CoreError::ChecksumMismatch { .. } => "DigestMismatchException",
+            CoreError::Timeout(_) => "TimeoutException",
+            CoreError::NoSpace { .. } => "InsufficientStorageException",
+            CoreError::Registration { .. } => "RegistrationException",
+            CoreError::Io { .. } => "IOException",
+            CoreError::Internal(_) => "InternalServerException",
+        }
+    }
+
+    /// Whether trying the same transfer again may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            CoreError::Transfer { .. } | CoreError::Timeout(_) | CoreError::Storage(_)
+        ) || matches!(self, CoreError::Peer { status, .. } if *status >= 500 && *status != 507)
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.status(),
+            kind: self.kind().to_string(),
+            message: self.to_string(),
+        }
+    }
+}
+
+/// TorchServe's error body: `{"code": N, "type": "...", "message": "..."}`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub code: u16,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+}
+
+/// Whether an I/O error means the filesystem is full.
+pub fn is_no_space(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::StorageFull || err.raw_os_error() == Some(28)
+}
+
+/// A reqwest error as text without its URL: presigned URLs carry the access
+/// key id and a signature, which must not reach a response or a log.
+pub fn describe_http_error(err: reqwest::Error) -> String {
+    let timeout = err.is_timeout();
+    let err = err.without_url();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    if timeout && !text.contains("timed out") {
+        text.push_str(" (timed out)");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_documented_table() {
+        let cases: Vec<(CoreError, u16)> = vec![
+            (CoreError::invalid("model", "empty"), 400),
+            (
+                CoreError::Config {
+                    path: "/c.json".into(),
+                    reason: "x".into(),
+                },
+                400,
+            ),
+            (
+                CoreError::ConfigPathNotAllowed {
+                    path: "/a".into(),
+                    allowed: "/b".into(),
+                },
+                403,
+            ),
+            (
+                CoreError::StorageDenied {
+                    status: 403,
+                    message: "denied".into(),
+                },
+                403,
+            ),
+            (CoreError::NotFound("x".into()), 404),
+            (CoreError::Conflict("x".into()), 409),
+            (
+                CoreError::PeerUnreachable {
+                    addr: "http://127.0.0.1:4001".into(),
+                    reason: "refused".into(),
+                },
+                502,
+            ),
+            (
+                CoreError::LengthMismatch {
+                    object: "a".into(),
+                    expected: 2,
+                    actual: 1,
+                },
+                502,
+            ),
+            (CoreError::Timeout("x".into()), 504),
+            (
+                CoreError::NoSpace {
+                    path: "/s".into(),
+                    object: "a".into(),
+                },
+                507,
+            ),
+            (
+                CoreError::Registration {
+                    model: "m".into(),
+                    status: 400,
+                    message: "bad".into(),
+                },
+                400,
+            ),
+            (
+                CoreError::Registration {
+                    model: "m".into(),
+                    status: 200,
+                    message: "odd".into(),
+                },
+                500,
+            ),
+            (CoreError::Internal("x".into()), 500),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.status(), status, "{err}");
+            assert_eq!(err.body().code, status);
+        }
+    }
+
+    #[test]
+    fn body_serialises_in_torchserve_shape() {
+        let body = CoreError::NotFound("no object s3://b/k".into()).body();
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"code": 404, "type": "NotFoundException", "message": "no object s3://b/k"})
+        );
+    }
+
+    #[test]
+    fn enospc_is_recognised() {
+        assert!(is_no_space(&std::io::Error::from_raw_os_error(28)));
+        assert!(!is_no_space(&std::io::Error::from_raw_os_error(2)));
+    }
+}

@@ -1,0 +1,541 @@
+//! Downloads one object through the Dragonfly peer's HTTP proxy into a
+//! temporary file of the model store.
+//!
+//! The network side receives chunks and batches them into 1 MiB blocks; a
+//! blocking writer thread appends them to the file and computes the MD5, so
+//! hashing and disk writes never stall the socket and memory stays bounded
+//! (a few MiB per pull, whatever the archive size). A broken transfer is
+//! retried with backoff and resumed with a `Range` request when the peer
+//! honours it; the length and, when the store gave one, the MD5 are checked
+//! before the caller may commit the file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use md5::{Digest, Md5};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_RANGE, RANGE};
+use reqwest::StatusCode;
+use tokio::sync::mpsc;
+
+use crate::config::{Config, Fallback};
+use crate::error::{describe_http_error, CoreError, Result};
+use crate::progress::Progress;
+use crate::store::{ModelStore, TempArchive};
+
+/// Dragonfly's proxy headers (dragonfly-client `src/proxy/header.rs`).
+pub mod header {
+    pub const FILTERED_QUERY_PARAMS: &str = "X-Dragonfly-Filtered-Query-Params";
+    pub const TASK_ID: &str = "X-Dragonfly-Task-ID";
+    pub const TASK_DOWNLOAD_FINISHED: &str = "X-Dragonfly-Task-Download-Finished";
+    pub const ERROR_TYPE: &str = "X-Dragonfly-Error-Type";
+    pub const USE_P2P: &str = "X-Dragonfly-Use-P2P";
+}
+
+/// Query parameters of a presigned S3 URL that differ between signers of the
+/// same object. Dragonfly drops them from the task ID so every peer's URL
+/// maps to one task. The header replaces Dragonfly's default list, so the
+/// list must be complete.
+pub const PRESIGN_QUERY_PARAMS: &[&str] = &[
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "x-id",
+];
+
+/// Size of the blocks handed to the writer thread.
+const BLOCK_SIZE: usize = 1 << 20;
+/// Blocks in flight between the socket and the writer.
+const BLOCKS_IN_FLIGHT: usize = 8;
+
+/// Where the bytes of a pull came from, as far as the peer tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServedFrom {
+    /// The local peer already had the whole task.
+    DragonflyCache,
+    /// Through the peer: from other peers or, for the first one, the origin.
+    Dragonfly,
+    /// Straight from the object store (the configured fallback).
+    Source,
+}
+
+/// One object to download.
+#[derive(Debug, Clone)]
+pub struct FetchTarget {
+    /// `s3://bucket/key`, for messages (never the presigned URL).
+    pub object: String,
+    pub url: String,
+    pub size: u64,
+    /// Hex MD5 of the content when the store's ETag is one.
+    pub md5: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub bytes: u64,
+    pub served_from: ServedFrom,
+    pub task_id: Option<String>,
+    pub attempts: u32,
+}
+
+/// The header value that makes differently signed URLs one Dragonfly task.
+pub fn filtered_query_params(extra: &[String]) -> String {
+    let mut params: Vec<&str> = PRESIGN_QUERY_PARAMS.to_vec();
+    for name in extra {
+        if !params.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+            params.push(name);
+        }
+    }
+    params.join(",")
+}
+
+pub struct Fetcher {
+    via_peer: reqwest::Client,
+    direct: Option<reqwest::Client>,
+    peer_addr: String,
+    headers: HeaderMap,
+    retries: u32,
+    retry_backoff: Duration,
+    idle_timeout: Duration,
+    verify_checksum: bool,
+}
+
+impl Fetcher {
+    pub fn new(config: &Config) -> Result<Self> {
+        let dragonfly = &config.download;
+        let mut proxy = reqwest::Proxy::all(&config.addr).map_err(|e| CoreError::Config {
+            path: config.source.clone(),
+            reason: format!("key 'addr': {}", describe_http_error(e)),
+        })?;
+        if let Some((user, password)) = &dragonfly.proxy_basic_auth {
+            proxy = proxy.basic_auth(user, password);
+        }
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(dragonfly.connect_timeout_secs))
+                .danger_accept_invalid_certs(!dragonfly.tls_verify)
+                .no_gzip()
+                .no_brotli()
+                .no_deflate()
+                .no_zstd()
+        };
+        let via_peer = builder()
+            .proxy(proxy)
+            .build()
+            .map_err(|e| CoreError::Internal(describe_http_error(e)))?;
+        let direct = match dragonfly.fallback {
+            Fallback::None => None,
+            Fallback::Source => Some(
+                builder()
+                    .no_proxy()
+                    .build()
+                    .map_err(|e| CoreError::Internal(describe_http_error(e)))?,
+            ),
+        };
+
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.header {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| CoreError::Config {
+                path: config.source.clone(),
+                reason: format!("key 'header': {name:?} is not a valid header name"),
+            })?;
+            let value = HeaderValue::from_str(value).map_err(|_| CoreError::Config {
+                path: config.source.clone(),
+                reason: format!("key 'header.{name}': value is not a valid header value"),
+            })?;
+            headers.insert(name, value);
+        }
+        let filter = filtered_query_params(&config.filter);
+        headers.insert(
+            header::FILTERED_QUERY_PARAMS,
+            HeaderValue::from_str(&filter).map_err(|_| CoreError::Config {
+                path: config.source.clone(),
+                reason: "key 'filter': a name is not valid in a header".into(),
+            })?,
+        );
+        if !headers.contains_key(header::USE_P2P) {
+            // Without it the peer only goes P2P for URLs its rules match.
+            headers.insert(header::USE_P2P, HeaderValue::from_static("true"));
+        }
+
+        Ok(Fetcher {
+            via_peer,
+            direct,
+            peer_addr: config.addr.clone(),
+            headers,
+            retries: dragonfly.retries,
+            retry_backoff: Duration::from_millis(dragonfly.retry_backoff_ms),
+            idle_timeout: Duration::from_secs(dragonfly.read_timeout_secs),
+            verify_checksum: dragonfly.verify_checksum,
+        })
+    }
+
+    /// Downloads `target` into a new temporary file of `store`. On success
+    /// the file holds exactly the object; the caller commits it.
+    pub async fn fetch(
+        &self,
+        target: &FetchTarget,
+        store: &ModelStore,
+        file_name: &str,
+        progress: &Progress,
+    ) -> Result<(TempArchive, Fetched)> {
+        let temp = store.create_temp(file_name)?;
+        let (sink, writer) = spawn_writer(temp, store.clone(), file_name.to_string());
+        let result = self.transfer(target, &sink, progress).await;
+        drop(sink);
+        let written = writer
+            .await
+            .map_err(|e| CoreError::Internal(format!("writer thread: {e}")))?;
+        let mut fetched = result?;
+        let (temp, bytes, md5) = written?;
+        fetched.bytes = bytes;
+        if bytes != target.size {
+            return Err(CoreError::LengthMismatch {
+                object: target.object.clone(),
+                expected: target.size,
+                actual: bytes,
+            });
+        }
+        if let (true, Some(expected)) = (self.verify_checksum, &target.md5) {
+            if !expected.eq_ignore_ascii_case(&md5) {
+                return Err(CoreError::ChecksumMismatch {
+                    object: target.object.clone(),
+                    algorithm: "MD5",
+                    expected: expected.clone(),
+                    actual: md5,
+                });
+            }
+        }
+        Ok((temp, fetched))
+    }
+
+    /// Runs attempts until the whole object has been handed to the writer.
+    async fn transfer(
+        &self,
+        target: &FetchTarget,
+        sink: &WriterSink,
+        progress: &Progress,
+    ) -> Result<Fetched> {
+        let mut attempts = 0;
+        let mut use_direct = false;
+        loop {
+            attempts += 1;
+            let offset = progress.bytes();
+            let client = if use_direct {
+                self.direct.as_ref().unwrap_or(&self.via_peer)
+            } else {
+                &self.via_peer
+            };
+            match self
+                .attempt(client, !use_direct, target, offset, sink, progress)
+                .await
+            {
+                Ok((served_from, task_id)) => {
+                    let served_from = if use_direct {
+                        ServedFrom::Source
+                    } else {
+                        served_from
+                    };
+                    return Ok(Fetched {
+                        bytes: progress.bytes(),
+                        served_from,
+                        task_id,
+                        attempts,
+                    });
+                }
+                Err(err @ CoreError::PeerUnreachable { .. })
+                    if !use_direct && self.direct.is_some() =>
+                {
+                    tracing::warn!(
+                        "{err}; falling back to the object store for {}",
+                        target.object
+                    );
+                    use_direct = true;
+                    attempts -= 1;
+                }
+                Err(err) if err.is_transient() && attempts <= self.retries => {
+                    let delay = self.retry_backoff * 2u32.saturating_pow(attempts - 1);
+                    tracing::warn!(
+                        "{} attempt {attempts} failed: {err}; retrying in {delay:?} from byte {}",
+                        target.object,
+                        progress.bytes()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(CoreError::Transfer { reason, .. }) => {
+                    return Err(CoreError::Transfer {
+                        object: target.object.clone(),
+                        attempts,
+                        reason,
+                    })
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// One GET, from `offset` on. Returns where the peer says the bytes came
+    /// from and its task ID.
+    async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        via_peer: bool,
+        target: &FetchTarget,
+        offset: u64,
+        sink: &WriterSink,
+        progress: &Progress,
+    ) -> Result<(ServedFrom, Option<String>)> {
+        let mut request = client.get(&target.url);
+        if via_peer {
+            request = request.headers(self.headers.clone());
+        }
+        if offset > 0 {
+            request = request.header(RANGE, format!("bytes={offset}-"));
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() && via_peer {
+                CoreError::PeerUnreachable {
+                    addr: self.peer_addr.clone(),
+                    reason: describe_http_error(e),
+                }
+            } else if e.is_timeout() {
+                CoreError::Timeout(format!("connecting for {}", target.object))
+            } else {
+                CoreError::Transfer {
+                    object: target.object.clone(),
+                    attempts: 1,
+                    reason: describe_http_error(e),
+                }
+            }
+        })?;
+
+        let status = response.status();
+        let headers = response.headers().clone();
+        let header_text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        if !status.is_success() {
+            return Err(self.error_status(
+                target,
+                status,
+                header_text(header::ERROR_TYPE),
+                via_peer,
+            ));
+        }
+        if offset > 0 {
+            let resumed_at = header_text(CONTENT_RANGE.as_str())
+                .and_then(|range| parse_content_range_start(&range));
+            if status != StatusCode::PARTIAL_CONTENT || resumed_at != Some(offset) {
+                // The range was ignored: start the file over.
+                sink.truncate().await?;
+                progress.set_bytes(0);
+            }
+        }
+        let task_id = header_text(header::TASK_ID);
+        let served_from = match header_text(header::TASK_DOWNLOAD_FINISHED).as_deref() {
+            Some("true") => ServedFrom::DragonflyCache,
+            _ => ServedFrom::Dragonfly,
+        };
+
+        let mut stream = response.bytes_stream();
+        let mut block = BytesMut::with_capacity(BLOCK_SIZE);
+        let outcome = loop {
+            let next = match tokio::time::timeout(self.idle_timeout, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => break Err(format!("no data for {:?}", self.idle_timeout)),
+            };
+            match next {
+                Some(Ok(chunk)) => {
+                    progress.add_bytes(chunk.len() as u64);
+                    block.extend_from_slice(&chunk);
+                    if block.len() >= BLOCK_SIZE {
+                        sink.write(block.split().freeze()).await?;
+                    }
+                }
+                Some(Err(e)) => break Err(describe_http_error(e)),
+                None => break Ok(()),
+            }
+        };
+        // Hand over what arrived even on failure: a retry resumes after it.
+        sink.write(block.freeze()).await?;
+        outcome.map_err(|reason| CoreError::Transfer {
+            object: target.object.clone(),
+            attempts: 1,
+            reason,
+        })?;
+        if progress.bytes() < target.size {
+            return Err(CoreError::Transfer {
+                object: target.object.clone(),
+                attempts: 1,
+                reason: format!(
+                    "connection closed after {} of {} bytes",
+                    progress.bytes(),
+                    target.size
+                ),
+            });
+        }
+        Ok((served_from, task_id))
+    }
+
+    fn error_status(
+        &self,
+        target: &FetchTarget,
+        status: StatusCode,
+        error_type: Option<String>,
+        via_peer: bool,
+    ) -> CoreError {
+        let code = status.as_u16();
+        if code == 507 {
+            // The peer's own disk is full: a Dragonfly fault, not ours.
+            return CoreError::Peer {
+                addr: self.peer_addr.clone(),
+                status: code,
+                error_type: error_type.unwrap_or_else(|| "dfdaemon".into()),
+                object: target.object.clone(),
+            };
+        }
+        match (via_peer, error_type) {
+            // Errors the origin gave, passed through by the peer or direct.
+            (_, Some(t)) if t == "backend" => origin_error(target, code, "through the peer"),
+            (false, _) => origin_error(target, code, "direct"),
+            (true, Some(error_type)) => CoreError::Peer {
+                addr: self.peer_addr.clone(),
+                status: code,
+                error_type,
+                object: target.object.clone(),
+            },
+            // No error type: a plain proxy in front, or the origin itself.
+            (true, None) => origin_error(target, code, "through the peer"),
+        }
+    }
+}
+
+fn origin_error(target: &FetchTarget, code: u16, how: &str) -> CoreError {
+    match code {
+        403 | 401 => CoreError::StorageDenied {
+            status: code,
+            message: format!(
+                "GET {} {how} was refused (expired or invalid signature, or no permission)",
+                target.object
+            ),
+        },
+        404 => CoreError::NotFound(format!("object {} not found", target.object)),
+        _ if code >= 500 => CoreError::Transfer {
+            object: target.object.clone(),
+            attempts: 1,
+            reason: format!("object store answered {code} {how}"),
+        },
+        _ => CoreError::Storage(format!("GET {} {how} answered {code}", target.object)),
+    }
+}
+
+/// The first byte position of a `Content-Range: bytes a-b/n` header.
+pub fn parse_content_range_start(value: &str) -> Option<u64> {
+    let range = value.trim().strip_prefix("bytes ")?;
+    let (start, _) = range.split_once('-')?;
+    start.trim().parse().ok()
+}
+
+enum Block {
+    Data(Bytes),
+    Truncate,
+}
+
+/// The network side's handle on the writer thread.
+struct WriterSink {
+    blocks: mpsc::Sender<Block>,
+}
+
+impl WriterSink {
+    async fn write(&self, data: Bytes) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.send(Block::Data(data)).await
+    }
+
+    async fn truncate(&self) -> Result<()> {
+        self.send(Block::Truncate).await
+    }
+
+    async fn send(&self, block: Block) -> Result<()> {
+        // A closed channel means the writer failed; its error is reported
+        // when the writer is joined.
+        self.blocks
+            .send(block)
+            .await
+            .map_err(|_| CoreError::Internal("model store writer stopped".into()))
+    }
+}
+
+type WriterResult = Result<(TempArchive, u64, String)>;
+
+fn spawn_writer(
+    mut temp: TempArchive,
+    store: ModelStore,
+    file_name: String,
+) -> (WriterSink, tokio::task::JoinHandle<WriterResult>) {
+    let (tx, mut rx) = mpsc::channel::<Block>(BLOCKS_IN_FLIGHT);
+    let handle = tokio::task::spawn_blocking(move || {
+        use std::io::{Seek, Write};
+        let mut hasher = Md5::new();
+        let mut written = 0u64;
+        while let Some(block) = rx.blocking_recv() {
+            let step = match block {
+                Block::Data(data) => {
+                    hasher.update(&data);
+                    written += data.len() as u64;
+                    temp.write_all(&data)
+                }
+                Block::Truncate => {
+                    hasher = Md5::new();
+                    written = 0;
+                    temp.file().and_then(|f| {
+                        f.set_len(0)?;
+                        f.rewind()
+                    })
+                }
+            };
+            step.map_err(|e| store.write_error(&file_name, e))?;
+        }
+        let digest = hasher.finalize();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Ok((temp, written, hex))
+    });
+    (WriterSink { blocks: tx }, handle)
+}
+
+/// Keeps the fetcher cheap to share between concurrent pulls.
+pub type SharedFetcher = Arc<Fetcher>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_header_covers_presign_params_and_extras_once() {
+        let value = filtered_query_params(&["X-Amz-Signature".into(), "Expires".into()]);
+        let names: Vec<&str> = value.split(',').collect();
+        for p in PRESIGN_QUERY_PARAMS {
+            assert!(names.contains(p), "{p} missing");
+        }
+        assert!(names.contains(&"Expires"));
+        assert_eq!(names.iter().filter(|n| **n == "X-Amz-Signature").count(), 1);
+    }
+
+    #[test]
+    fn content_range_start_is_parsed() {
+        assert_eq!(parse_content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(parse_content_range_start("bytes */200"), None);
+        assert_eq!(parse_content_range_start("items 1-2/3"), None);
+    }
+}

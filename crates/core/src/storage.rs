@@ -1,0 +1,281 @@
+//! Object storage: lists model archives, reads their size and ETag, and
+//! presigns the GET that the Dragonfly peer fetches.
+//!
+//! S3 and any S3-compatible store through aws-sdk-s3. Credentials come from
+//! the config file when it has them, else from the standard AWS chain
+//! (environment, profiles, web identity, instance metadata).
+
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+
+use crate::config::ObjectStorageConfig;
+use crate::error::{CoreError, Result};
+
+/// What the pull needs to know of one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// The ETag without quotes.
+    pub etag: Option<String>,
+}
+
+impl ObjectInfo {
+    /// The content's MD5 when the ETag is one (single-part uploads without
+    /// SSE-KMS); multipart ETags carry a `-N` suffix and are not digests.
+    pub fn md5(&self) -> Option<String> {
+        let etag = self.etag.as_deref()?;
+        (etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| etag.to_ascii_lowercase())
+    }
+}
+
+/// Whether an object key names a model archive TorchServe can load.
+pub fn is_archive_key(key: &str) -> bool {
+    key.ends_with(".mar") && !key.ends_with('/')
+}
+
+pub struct ObjectStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    presign_expiry: Duration,
+}
+
+impl ObjectStore {
+    pub async fn connect(cfg: &ObjectStorageConfig, bucket: &str) -> Result<Self> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let (Some(access_key), Some(secret_key)) = (&cfg.access_key, &cfg.secret_key) {
+            loader = loader.credentials_provider(Credentials::new(
+                access_key.clone(),
+                secret_key.clone(),
+                cfg.session_token.clone(),
+                None,
+                "dragonfly-endpoint-config",
+            ));
+        }
+        if let Some(region) = &cfg.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        let shared = loader.load().await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+            // S3-compatible stores do not all speak the newer checksums.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .force_path_style(cfg.path_style());
+        if shared.region().is_none() {
+            builder = builder.region(aws_config::Region::new("us-east-1"));
+        }
+        if let Some(endpoint) = &cfg.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Ok(ObjectStore {
+            client: aws_sdk_s3::Client::from_conf(builder.build()),
+            bucket: bucket.to_string(),
+            presign_expiry: Duration::from_secs(cfg.presign_expiry_secs),
+        })
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn object_url(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, key)
+    }
+
+    /// Every model archive under `prefix`, following continuation tokens.
+    pub async fn list_archives(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let mut found = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.sdk_error(e, &format!("listing {prefix:?}")))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                if !is_archive_key(key) {
+                    continue;
+                }
+                found.push(ObjectInfo {
+                    key: key.to_string(),
+                    size: object.size().unwrap_or(0).max(0) as u64,
+                    etag: object.e_tag().map(unquote),
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    pub async fn head(&self, key: &str) -> Result<ObjectInfo> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.sdk_error(e, key))?;
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size: head.content_length().unwrap_or(0).max(0) as u64,
+            etag: head.e_tag().map(unquote),
+        })
+    }
+
+    /// A presigned GET URL. It carries the access key id and a signature:
+    /// never log or return it.
+    pub async fn presign_get(&self, key: &str) -> Result<String> {
+        let config = PresigningConfig::expires_in(self.presign_expiry)
+            .map_err(|e| CoreError::Internal(format!("presign expiry: {e}")))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| self.sdk_error(e, key))?;
+        Ok(request.uri().to_string())
+    }
+
+    fn sdk_error<E, R>(&self, err: SdkError<E, R>, what: &str) -> CoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + HttpStatus,
+    {
+        let object = format!("s3://{}/{}", self.bucket, what.trim_start_matches('/'));
+        match &err {
+            SdkError::ServiceError(service) => {
+                let status = service.raw().status_code();
+                let code = service.err().code().unwrap_or("");
+                let message = service.err().message().unwrap_or("");
+                classify(&self.bucket, &object, status, code, message)
+            }
+            SdkError::TimeoutError(_) => {
+                CoreError::Timeout(format!("object storage did not answer for {object}"))
+            }
+            SdkError::DispatchFailure(failure) => CoreError::Storage(format!(
+                "could not reach object storage for {object}: {}",
+                if failure.is_timeout() {
+                    "timed out".to_string()
+                } else if failure.is_io() {
+                    "connection failed".to_string()
+                } else {
+                    "request could not be sent".to_string()
+                }
+            )),
+            SdkError::ResponseError(_) => CoreError::Storage(format!(
+                "object storage sent an unreadable answer for {object}"
+            )),
+            SdkError::ConstructionFailure(_) => CoreError::Config {
+                path: "object_storage".into(),
+                reason: format!(
+                    "request for {object} could not be built (are credentials and region set?): {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&err)
+                ),
+            },
+            _ => CoreError::Storage(format!("request for {object} failed")),
+        }
+    }
+}
+
+/// The HTTP status of a raw SDK response, for HEAD errors without a body.
+pub trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+/// Maps an S3 error code (or bare status, for HEAD) to our error.
+fn classify(bucket: &str, object: &str, status: u16, code: &str, message: &str) -> CoreError {
+    match (code, status) {
+        ("NoSuchBucket", _) => CoreError::NotFound(format!("bucket {bucket:?} does not exist")),
+        ("NoSuchKey" | "NotFound", _) | (_, 404) => {
+            CoreError::NotFound(format!("object {object} not found"))
+        }
+        (
+            "AccessDenied"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "InvalidToken"
+            | "AllAccessDisabled",
+            _,
+        )
+        | (_, 401 | 403) => CoreError::StorageDenied {
+            status: 403,
+            message: format!(
+                "{} for {object}{}",
+                if code.is_empty() {
+                    "access denied"
+                } else {
+                    code
+                },
+                if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {message}")
+                }
+            ),
+        },
+        (_, 400..=499) => CoreError::StorageDenied {
+            status,
+            message: format!("{code} for {object}: {message}"),
+        },
+        _ => CoreError::Storage(format!("{object}: {status} {code} {message}")),
+    }
+}
+
+fn unquote(etag: &str) -> String {
+    etag.trim_matches('"').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_only_from_single_part_etags() {
+        let info = |etag: &str| ObjectInfo {
+            key: "a.mar".into(),
+            size: 1,
+            etag: Some(etag.into()),
+        };
+        assert_eq!(
+            info("9E107D9D372BB6826BD81D3542A419D6").md5().as_deref(),
+            Some("9e107d9d372bb6826bd81d3542a419d6")
+        );
+        assert_eq!(info("9e107d9d372bb6826bd81d3542a419d6-3").md5(), None);
+        assert_eq!(info("xyz").md5(), None);
+    }
+
+    #[test]
+    fn only_mar_objects_are_archives() {
+        assert!(is_archive_key("models/a.mar"));
+        assert!(!is_archive_key("models/readme.txt"));
+        assert!(!is_archive_key("models/a.mar/"));
+    }
+
+    #[test]
+    fn s3_error_codes_map_to_statuses() {
+        let c = |code: &str, status: u16| classify("b", "s3://b/k", status, code, "").status();
+        assert_eq!(c("NoSuchBucket", 404), 404);
+        assert_eq!(c("", 404), 404);
+        assert_eq!(c("InvalidAccessKeyId", 403), 403);
+        assert_eq!(c("SignatureDoesNotMatch", 403), 403);
+        assert_eq!(c("InternalError", 500), 502);
+        assert_eq!(unquote("\"abc\""), "abc");
+    }
+}

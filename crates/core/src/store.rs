@@ -1,0 +1,390 @@
+//! TorchServe's model store: safe archive names, atomic writes and the
+//! ledger of what this plugin pulled.
+//!
+//! An archive only ever appears in the store whole: bytes go to a hidden
+//! temporary file in the same directory, which is synced and renamed over the
+//! final name. A temporary file is removed when its guard is dropped, so an
+//! error, a cancelled request or a panic leaves the store as it was.
+//! Hidden names (leading dot) are used for everything that is not a finished
+//! archive, because TorchServe skips hidden entries when it scans the store.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{is_no_space, CoreError, Result};
+
+/// Longest file name most filesystems accept.
+const MAX_NAME_BYTES: usize = 255;
+const LEDGER_DIR: &str = ".dragonfly-endpoint";
+const TEMP_MARKER: &str = ".dfpart-";
+
+/// Checks a model store file name taken from a request or an object key.
+pub fn validate_file_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("is empty")
+    } else if name == "." || name == ".." {
+        Some("is a relative path")
+    } else if name.contains('/') || name.contains('\\') {
+        Some("contains a path separator")
+    } else if name.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else if name.starts_with('.') {
+        Some("starts with '.' (hidden names are reserved)")
+    } else if name.len() > MAX_NAME_BYTES {
+        Some("is longer than 255 bytes")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(CoreError::invalid(
+            "model",
+            format!("file name {name:?} {reason}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The model store file name for an object key: its last segment.
+pub fn file_name_for_key(key: &str) -> Result<String> {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    validate_file_name(name)?;
+    Ok(name.to_string())
+}
+
+/// The model name TorchServe registers an archive under by default: the file
+/// name without its `.mar` extension.
+pub fn default_model_name(file_name: &str) -> String {
+    file_name
+        .strip_suffix(".mar")
+        .unwrap_or(file_name)
+        .to_string()
+}
+
+/// What the ledger remembers of an archive this plugin wrote.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub model_name: String,
+    pub pulled_at_unix: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelStore {
+    dir: PathBuf,
+}
+
+impl ModelStore {
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        let meta = fs::metadata(&dir)
+            .map_err(|e| CoreError::io(format!("model store {}", dir.display()), e))?;
+        if !meta.is_dir() {
+            return Err(CoreError::Internal(format!(
+                "model store {} is not a directory",
+                dir.display()
+            )));
+        }
+        Ok(ModelStore { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn archive_path(&self, file_name: &str) -> PathBuf {
+        self.dir.join(file_name)
+    }
+
+    /// A new hidden temporary file next to where `file_name` will land.
+    pub fn create_temp(&self, file_name: &str) -> Result<TempArchive> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let unique = format!(
+            "{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = self.dir.join(format!(".{file_name}{TEMP_MARKER}{unique}"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| self.write_error(file_name, e))?;
+        Ok(TempArchive {
+            path,
+            file: Some(file),
+        })
+    }
+
+    /// Maps a write failure to 507 when the disk is full.
+    pub fn write_error(&self, file_name: &str, err: std::io::Error) -> CoreError {
+        if is_no_space(&err) {
+            CoreError::NoSpace {
+                path: self.dir.clone(),
+                object: file_name.to_string(),
+            }
+        } else {
+            CoreError::io(format!("writing {file_name} into the model store"), err)
+        }
+    }
+
+    /// Temporary files left by a process that died mid-pull (a crash of the
+    /// JVM skips every destructor). Files of live processes, this one or a
+    /// CLI sharing the store, are left alone.
+    pub fn remove_stale_temps(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let Some((_, suffix)) = name.split_once(TEMP_MARKER) else {
+                continue;
+            };
+            let writer_alive = suffix
+                .split('-')
+                .next()
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if name.starts_with('.') && !writer_alive {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    fn ledger_path(&self, file_name: &str) -> PathBuf {
+        self.dir.join(LEDGER_DIR).join(format!("{file_name}.json"))
+    }
+
+    pub fn ledger_entry(&self, file_name: &str) -> Option<LedgerEntry> {
+        let text = fs::read(self.ledger_path(file_name)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// All ledger entries, by file name.
+    pub fn ledger_entries(&self) -> Vec<(String, LedgerEntry)> {
+        let Ok(entries) = fs::read_dir(self.dir.join(LEDGER_DIR)) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(file_name) = name.strip_suffix(".json") {
+                if let Some(ledger) = self.ledger_entry(file_name) {
+                    found.push((file_name.to_string(), ledger));
+                }
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
+    pub fn write_ledger(&self, file_name: &str, entry: &LedgerEntry) -> Result<()> {
+        let dir = self.dir.join(LEDGER_DIR);
+        fs::create_dir_all(&dir).map_err(|e| self.write_error(file_name, e))?;
+        let mut temp = self.create_temp(&format!("{file_name}.json"))?;
+        let bytes = serde_json::to_vec_pretty(entry)
+            .map_err(|e| CoreError::Internal(format!("ledger for {file_name}: {e}")))?;
+        temp.write_all(&bytes)
+            .map_err(|e| self.write_error(file_name, e))?;
+        temp.commit(&self.ledger_path(file_name))
+            .map_err(|e| self.write_error(file_name, e))
+    }
+
+    pub fn remove_ledger(&self, file_name: &str) {
+        let _ = fs::remove_file(self.ledger_path(file_name));
+    }
+
+    /// Whether the archive in the store is the one the ledger says this
+    /// plugin pulled from `etag` with `size` bytes.
+    pub fn is_unchanged(&self, file_name: &str, size: u64, etag: Option<&str>) -> bool {
+        let Some(entry) = self.ledger_entry(file_name) else {
+            return false;
+        };
+        let on_disk = fs::metadata(self.archive_path(file_name))
+            .map(|m| m.is_file() && m.len() == size)
+            .unwrap_or(false);
+        on_disk && entry.size == size && etag.is_some() && entry.etag.as_deref() == etag
+    }
+
+    /// Removes an archive and its ledger entry.
+    pub fn remove_archive(&self, file_name: &str) -> Result<()> {
+        validate_file_name(file_name)?;
+        match fs::remove_file(self.archive_path(file_name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CoreError::io(format!("removing {file_name}"), e)),
+        }
+        self.remove_ledger(file_name);
+        Ok(())
+    }
+}
+
+/// A temporary file that is deleted unless committed.
+#[derive(Debug)]
+pub struct TempArchive {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl TempArchive {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&mut self) -> std::io::Result<&mut File> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("temporary file already closed"))
+    }
+
+    /// Syncs the data, renames it over `target` and syncs the directory, so
+    /// the new name survives a crash and never points at partial data.
+    pub fn commit(mut self, target: &Path) -> std::io::Result<()> {
+        if let Some(file) = self.file.take() {
+            file.sync_all()?;
+        }
+        fs::rename(&self.path, target)?;
+        if let Some(parent) = target.parent() {
+            File::open(parent)?.sync_all()?;
+        }
+        // Renamed: nothing left for Drop to remove.
+        self.path = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Write for TempArchive {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file()?.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file()?.flush()
+    }
+}
+
+impl Drop for TempArchive {
+    fn drop(&mut self) {
+        self.file.take();
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_would_escape_or_hide_are_refused() {
+        let long = "a".repeat(256);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b.mar",
+            "a\\b",
+            "a\0.mar",
+            "a\n.mar",
+            ".hidden.mar",
+            &long,
+        ] {
+            assert!(validate_file_name(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["resnet.mar", "my model.mar", "модель.mar", &"a".repeat(255)] {
+            assert!(validate_file_name(good).is_ok(), "{good:?} refused");
+        }
+    }
+
+    #[test]
+    fn file_name_is_last_key_segment() {
+        assert_eq!(
+            file_name_for_key("models/v1/resnet.mar").unwrap(),
+            "resnet.mar"
+        );
+        assert_eq!(file_name_for_key("resnet.mar").unwrap(), "resnet.mar");
+        assert!(file_name_for_key("models/..").is_err());
+        assert!(file_name_for_key("models/").is_err());
+        assert_eq!(default_model_name("resnet.mar"), "resnet");
+    }
+
+    #[test]
+    fn dropped_temp_file_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path()).unwrap();
+        {
+            let mut temp = store.create_temp("a.mar").unwrap();
+            temp.write_all(b"partial").unwrap();
+            assert!(temp.path().exists());
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn committed_temp_file_replaces_target_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path()).unwrap();
+        fs::write(store.archive_path("a.mar"), b"old").unwrap();
+        let mut temp = store.create_temp("a.mar").unwrap();
+        temp.write_all(b"new contents").unwrap();
+        temp.commit(&store.archive_path("a.mar")).unwrap();
+        assert_eq!(
+            fs::read(store.archive_path("a.mar")).unwrap(),
+            b"new contents"
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn unchanged_needs_matching_ledger_size_and_etag() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path()).unwrap();
+        fs::write(store.archive_path("a.mar"), b"12345").unwrap();
+        assert!(!store.is_unchanged("a.mar", 5, Some("e1")));
+        let entry = LedgerEntry {
+            bucket: "b".into(),
+            key: "k/a.mar".into(),
+            size: 5,
+            etag: Some("e1".into()),
+            model_name: "a".into(),
+            pulled_at_unix: 1,
+        };
+        store.write_ledger("a.mar", &entry).unwrap();
+        assert!(store.is_unchanged("a.mar", 5, Some("e1")));
+        assert!(!store.is_unchanged("a.mar", 5, Some("e2")));
+        assert!(!store.is_unchanged("a.mar", 6, Some("e1")));
+        assert!(!store.is_unchanged("a.mar", 5, None));
+        assert_eq!(store.ledger_entries().len(), 1);
+        store.remove_archive("a.mar").unwrap();
+        assert!(store.ledger_entry("a.mar").is_none());
+        assert!(!store.archive_path("a.mar").exists());
+    }
+
+    #[test]
+    fn stale_temps_of_other_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path()).unwrap();
+        let stale = dir.path().join(".a.mar.dfpart-999999999-0");
+        fs::write(&stale, b"x").unwrap();
+        fs::write(dir.path().join("keep.mar"), b"x").unwrap();
+        store.remove_stale_temps();
+        assert!(!stale.exists());
+        assert!(dir.path().join("keep.mar").exists());
+    }
+}
