@@ -70,28 +70,44 @@ dfe_alive() {
   [[ "$st" != Z && "$st" != X ]]
 }
 
-# dfe_group_pids PGID: live (non-zombie) processes in the process group.
+# dfe_group_pids PGID: live (non-zombie) processes in the process group or in the
+# session it leads (dfe_spawn makes the pid a session leader, so children that
+# moved to a process group of their own are still found).
 dfe_group_pids() {
   local pgid="$1" p
-  for p in $(pgrep -g "$pgid" 2>/dev/null); do
+  for p in $( (pgrep -g "$pgid"; pgrep -s "$pgid") 2>/dev/null | sort -u); do
     dfe_alive "$p" && echo "$p"
   done
   return 0
 }
 
+# dfe_signal_group PGID SIGNAL: signal the process group and every session member.
+dfe_signal_group() {
+  local pgid="$1" sig="$2" p
+  kill -s "$sig" -- "-$pgid" 2>/dev/null || true
+  for p in $(dfe_group_pids "$pgid"); do kill -s "$sig" "$p" 2>/dev/null || true; done
+}
+
 # dfe_stop_group PGID [SIGNAL] [TIMEOUT_S]: signal the whole process group, wait
 # until every member is gone, escalate to SIGKILL after TIMEOUT_S (default 20).
+# SIGNAL goes to the leader only when it is "LEADER:SIG" (e.g. LEADER:INT for
+# PostgreSQL's fast shutdown); the rest of the group is left to the leader.
 dfe_stop_group() {
   local pgid="$1" sig="${2:-TERM}" timeout="${3:-20}" i
   [[ -n "$pgid" ]] || return 0
   [[ -n "$(dfe_group_pids "$pgid")" ]] || return 0
-  kill -s "$sig" -- "-$pgid" 2>/dev/null || true
+  if [[ "$sig" == LEADER:* ]]; then
+    sig="${sig#LEADER:}"
+    kill -s "$sig" "$pgid" 2>/dev/null || true
+  else
+    dfe_signal_group "$pgid" "$sig"
+  fi
   for ((i = 0; i < timeout * 10; i++)); do
     [[ -z "$(dfe_group_pids "$pgid")" ]] && return 0
     sleep 0.1
   done
   dfe_log "process group $pgid still alive after ${timeout}s of SIG$sig; sending SIGKILL"
-  kill -s KILL -- "-$pgid" 2>/dev/null || true
+  dfe_signal_group "$pgid" KILL
   for ((i = 0; i < 100; i++)); do
     [[ -z "$(dfe_group_pids "$pgid")" ]] && return 0
     sleep 0.1
