@@ -122,6 +122,10 @@ impl PullParams {
                 synchronous: q.flag("synchronous")?,
             },
         };
+        // Check the names before anything is read, config included.
+        if let Some(model) = &params.model {
+            parse_selection(model)?;
+        }
         if let Some(name) = &params.register.model_name {
             validate_model_name(name)?;
         }
