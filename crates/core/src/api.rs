@@ -110,7 +110,7 @@ async fn pull_models(
     let config = load_config(params.config.as_deref(), host)?;
     let pull_host = PullHost {
         store: ModelStore::open(&host.model_store)?,
-        registry,
+        registry: Some(registry),
         table: PullTable::global(),
         on_start: None,
     };

@@ -27,7 +27,8 @@ use crate::store::{default_model_name, file_name_for_key, unix_now, LedgerEntry,
 #[derive(Clone)]
 pub struct PullHost {
     pub store: ModelStore,
-    pub registry: Arc<dyn ModelRegistry>,
+    /// None: only download (the CLI without a TorchServe to register into).
+    pub registry: Option<Arc<dyn ModelRegistry>>,
     pub table: &'static PullTable,
     /// Called with every new progress record (the CLI draws bars from them).
     pub on_start: Option<Arc<dyn Fn(Arc<Progress>) + Send + Sync>>,
@@ -355,7 +356,10 @@ async fn run_model(
     let unchanged = host
         .store
         .is_unchanged(&item.file_name, info.size, info.etag.as_deref());
-    let registered = host.registry.is_registered(&item.model_name).await?;
+    let registered = match &host.registry {
+        Some(registry) => registry.is_registered(&item.model_name).await?,
+        None => false,
+    };
     if registered && !unchanged {
         return Err(CoreError::Conflict(format!(
             "model {:?} is already registered from another archive; unregister it first (DELETE /dragonfly?model={})",
@@ -409,13 +413,18 @@ async fn run_model(
         });
     }
 
-    if registered {
-        if let Some(prev) = previous {
-            let _ = std::fs::remove_file(prev);
+    let registry = match (&host.registry, registered) {
+        (Some(_), true) | (None, _) => {
+            if let Some(prev) = previous {
+                let _ = std::fs::remove_file(prev);
+            }
+            if registered {
+                report.registration = Some("already_registered");
+            }
+            return write_ledger(host, storage, item, &info);
         }
-        report.registration = Some("already_registered");
-        return Ok(());
-    }
+        (Some(registry), false) => registry,
+    };
     progress.set_phase(Phase::Registering);
     let request = RegisterRequest {
         url: item.file_name.clone(),
@@ -430,7 +439,7 @@ async fn run_model(
         synchronous: defaults.synchronous,
     };
     let started = Instant::now();
-    match host.registry.register(&request).await {
+    match registry.register(&request).await {
         Ok(message) => {
             report.registration = Some("registered");
             report.registration_message = Some(message);
@@ -438,18 +447,7 @@ async fn run_model(
             if let Some(prev) = previous {
                 let _ = std::fs::remove_file(prev);
             }
-            host.store.write_ledger(
-                &item.file_name,
-                &LedgerEntry {
-                    bucket: storage.bucket().to_string(),
-                    key: item.key.clone(),
-                    size: info.size,
-                    etag: info.etag.clone(),
-                    model_name: item.model_name.clone(),
-                    pulled_at_unix: unix_now(),
-                },
-            )?;
-            Ok(())
+            write_ledger(host, storage, item, &info)
         }
         Err(err) => {
             if !unchanged {
@@ -459,6 +457,20 @@ async fn run_model(
             Err(err)
         }
     }
+}
+
+fn write_ledger(host: &PullHost, storage: &ObjectStore, item: &Planned, info: &ObjectInfo) -> Result<()> {
+    host.store.write_ledger(
+        &item.file_name,
+        &LedgerEntry {
+            bucket: storage.bucket().to_string(),
+            key: item.key.clone(),
+            size: info.size,
+            etag: info.etag.clone(),
+            model_name: item.model_name.clone(),
+            pulled_at_unix: unix_now(),
+        },
+    )
 }
 
 /// Hard-links the archive about to be replaced to a hidden name.

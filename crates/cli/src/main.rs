@@ -1,0 +1,283 @@
+//! `dragonfly-endpoint`: the plugin's pull outside TorchServe, for init
+//! containers, CI and benchmarks. Same config, same options (as flags), same
+//! atomic writes; registers over TorchServe's management API when asked.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use dragonfly_endpoint_core::config::{Config, ConfigLocation};
+use dragonfly_endpoint_core::progress::{Phase, Progress, PullTable};
+use dragonfly_endpoint_core::pull::{pull, PullHost};
+use dragonfly_endpoint_core::registry::{ManagementApi, ModelRegistry};
+use dragonfly_endpoint_core::request::{PullParams, Query};
+use dragonfly_endpoint_core::store::ModelStore;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+const USAGE: &str = "\
+Pull TorchServe model archives from object storage through a Dragonfly peer.
+
+usage: dragonfly-endpoint pull --model-store DIR [options]
+
+options:
+  --config FILE          config file (default: $DRAGONFLY_ENDPOINT_CONFIG,
+                         else /etc/dragonfly-endpoint/config.json)
+  --model-store DIR      where archives are written (required)
+  --model all|A.mar[,B.mar]
+                         archives to pull (default: load_model of the config)
+  --bucket NAME          override object_storage.bucket_name
+  --prefix PREFIX        override object_storage.prefix
+  --management URL       register each archive with this TorchServe
+                         management API (its model API must be enabled)
+  --token TOKEN          management token (default: $TS_MANAGEMENT_TOKEN)
+  --model-name, --initial-workers, --batch-size, --max-batch-delay,
+  --response-timeout, --startup-timeout, --handler, --runtime,
+  --synchronous          register options, as the REST API's
+  --no-progress          no progress bars (they go to stderr)
+
+Prints the JSON report on stdout. Exit status: 0 all models ready,
+1 some model failed, 2 bad usage or config.";
+
+/// Flags that are REST query parameters under another spelling.
+const QUERY_FLAGS: &[&str] = &[
+    "model",
+    "bucket",
+    "prefix",
+    "model-name",
+    "initial-workers",
+    "batch-size",
+    "max-batch-delay",
+    "response-timeout",
+    "startup-timeout",
+    "handler",
+    "runtime",
+    "synchronous",
+];
+
+struct Cli {
+    config: Option<String>,
+    model_store: PathBuf,
+    management: Option<String>,
+    token: Option<String>,
+    progress: bool,
+    query: Query,
+}
+
+fn parse_args(args: &[String]) -> Result<Cli> {
+    let mut args = args.iter();
+    match args.next().map(String::as_str) {
+        Some("pull") => {}
+        Some("-h" | "--help") | None => bail!("{USAGE}"),
+        Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+    let mut flags: BTreeMap<String, String> = BTreeMap::new();
+    let mut progress = true;
+    while let Some(arg) = args.next() {
+        let Some(name) = arg.strip_prefix("--") else {
+            bail!("unexpected argument {arg:?}\n\n{USAGE}");
+        };
+        if name == "no-progress" {
+            progress = false;
+            continue;
+        }
+        if name == "help" {
+            bail!("{USAGE}");
+        }
+        let (name, value) = match name.split_once('=') {
+            Some((n, v)) => (n.to_string(), v.to_string()),
+            None => {
+                let value = args
+                    .next()
+                    .with_context(|| format!("--{name} needs a value"))?;
+                (name.to_string(), value.clone())
+            }
+        };
+        if flags.insert(name.clone(), value).is_some() {
+            bail!("--{name} given twice");
+        }
+    }
+    let model_store = flags
+        .remove("model-store")
+        .map(PathBuf::from)
+        .with_context(|| format!("--model-store is required\n\n{USAGE}"))?;
+    let mut cli = Cli {
+        config: flags.remove("config"),
+        model_store,
+        management: flags.remove("management"),
+        token: flags
+            .remove("token")
+            .or_else(|| std::env::var("TS_MANAGEMENT_TOKEN").ok()),
+        progress,
+        query: Query::new(),
+    };
+    for (name, value) in flags {
+        if !QUERY_FLAGS.contains(&name.as_str()) {
+            bail!("unknown option --{name}\n\n{USAGE}");
+        }
+        cli.query.insert(name.replace('-', "_"), vec![value]);
+    }
+    Ok(cli)
+}
+
+/// Draws one bar per archive from the shared progress counters.
+struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<Vec<(Arc<Progress>, ProgressBar)>>,
+}
+
+impl Bars {
+    fn new(enabled: bool) -> Arc<Self> {
+        let target = if enabled {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Arc::new(Bars {
+            multi: MultiProgress::with_draw_target(target),
+            bars: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn add(&self, progress: Arc<Progress>) {
+        let bar = self.multi.add(ProgressBar::new(progress.total()));
+        let style = ProgressStyle::with_template(
+            "{msg:30!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {elapsed}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(progress.file_name.clone());
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.push((progress, bar));
+        }
+    }
+
+    fn tick(&self) {
+        let Ok(bars) = self.bars.lock() else { return };
+        for (progress, bar) in bars.iter() {
+            bar.set_length(progress.total().max(progress.bytes()));
+            bar.set_position(progress.bytes());
+            match progress.phase() {
+                Phase::Registering => bar.set_message(format!("{} (registering)", progress.file_name)),
+                Phase::Done => bar.finish_with_message(format!("{} ✓", progress.file_name)),
+                Phase::Failed => bar.abandon_with_message(format!("{} ✗", progress.file_name)),
+                Phase::Queued | Phase::Downloading => {}
+            }
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<u16> {
+    let params = PullParams::parse(&cli.query)?;
+    let location = ConfigLocation::from_env(&BTreeMap::new());
+    // The command line is trusted: any config path may be named.
+    let config_path = match &cli.config {
+        Some(path) => PathBuf::from(path),
+        None => location.default_path(),
+    };
+    let config = Config::load(&config_path)?;
+    std::fs::create_dir_all(&cli.model_store)
+        .with_context(|| format!("creating {}", cli.model_store.display()))?;
+    let registry: Option<Arc<dyn ModelRegistry>> = match &cli.management {
+        Some(url) => Some(Arc::new(ManagementApi::new(url, cli.token.clone())?)),
+        None => None,
+    };
+    let bars = Bars::new(cli.progress);
+    let on_start_bars = bars.clone();
+    let host = PullHost {
+        store: ModelStore::open(&cli.model_store)?,
+        registry,
+        table: PullTable::global(),
+        on_start: Some(Arc::new(move |p| on_start_bars.add(p))),
+    };
+    let ticker_bars = bars.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            ticker_bars.tick();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let report = pull(&host, &config, &params).await;
+    ticker.abort();
+    bars.tick();
+    let report = report?;
+    println!("{:#}", report.body());
+    Ok(report.status())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DRAGONFLY_ENDPOINT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = match parse_args(&args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            eprintln!("{err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("cannot start runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(200) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(err) => {
+            // Request-level errors print in the same JSON shape as the API.
+            match err.downcast_ref::<dragonfly_endpoint_core::CoreError>() {
+                Some(core) => println!("{:#}", serde_json::json!(core.body())),
+                None => eprintln!("error: {err:#}"),
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_become_query_parameters() {
+        let cli = parse_args(&args(&[
+            "pull",
+            "--model-store",
+            "/tmp/s",
+            "--model=a.mar,b.mar",
+            "--initial-workers",
+            "2",
+            "--no-progress",
+        ]))
+        .unwrap();
+        assert_eq!(cli.model_store, PathBuf::from("/tmp/s"));
+        assert!(!cli.progress);
+        assert_eq!(cli.query["model"], vec!["a.mar,b.mar"]);
+        assert_eq!(cli.query["initial_workers"], vec!["2"]);
+        assert!(PullParams::parse(&cli.query).is_ok());
+    }
+
+    #[test]
+    fn bad_usage_is_refused() {
+        assert!(parse_args(&args(&["pull"])).is_err());
+        assert!(parse_args(&args(&["push", "--model-store", "x"])).is_err());
+        assert!(parse_args(&args(&["pull", "--model-store", "x", "--bogus", "1"])).is_err());
+        assert!(parse_args(&args(&["pull", "--model-store", "x", "--model"])).is_err());
+        assert!(parse_args(&args(&["pull", "--model-store", "x", "--model", "a", "--model", "b"])).is_err());
+    }
+}
