@@ -14,8 +14,12 @@ import org.slf4j.LoggerFactory;
  * Keep the declarations in sync with {@code crates/jni/src/lib.rs}.
  */
 public final class NativeBridge {
-    /** Under {@code org.pytorch.serve}, so TorchServe's log4j2 config writes it to ts_log.log. */
-    private static final Logger LOG = LoggerFactory.getLogger("org.pytorch.serve.plugins.dragonfly");
+    /**
+     * TorchServe's log4j2 config sends the root logger (INFO and up) to ts_log.log and stdout. A
+     * logger under {@code org.pytorch.serve} would be written to ts_log.log twice (that logger and
+     * root both name the appender), so the plugin's logger lives outside it.
+     */
+    private static final Logger LOG = LoggerFactory.getLogger("org.dragonflyoss.torchserve");
 
     private static final String LIBRARY = "dragonfly_endpoint";
 
