@@ -1,0 +1,348 @@
+//! The core's pulls outside TorchServe, through the CLI and the library:
+//! listing, skip-when-unchanged, P2P sharing between peers, atomicity.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use dragonfly_endpoint_core::config::Config;
+use dragonfly_endpoint_core::storage::ObjectStore;
+use dragonfly_endpoint_testbed::{make_mar, TorchServe};
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+/// The CLI binary next to this test binary (target/<profile>/).
+fn cli() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let cli = dir.join("dragonfly-endpoint");
+    assert!(
+        cli.exists(),
+        "{} missing: build the CLI first",
+        cli.display()
+    );
+    cli
+}
+
+fn pull(config: &Path, store: &Path, extra: &[&str]) -> (i32, Value, String) {
+    let output = Command::new(cli())
+        .args(["pull", "--config"])
+        .arg(config)
+        .arg("--model-store")
+        .arg(store)
+        .args(extra)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (
+        output.status.code().unwrap_or(-1),
+        report,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_pulls_all_with_progress_and_registers_over_http() {
+    let work = tempfile::tempdir().unwrap();
+    let origin = Origin::start(1);
+    let mars: Vec<_> = (1..=2)
+        .map(|i| {
+            let mar = make_mar(&format!("cli{i}"), 1.0, &work.path().join("mars"), i);
+            origin.upload(&format!("{PREFIX}sub dir/cli{i}.mar"), &mar.path);
+            mar
+        })
+        .collect();
+    let config = write_config(
+        &work.path().join("cfg"),
+        &origin.s3,
+        &origin.dragonfly.proxy(1),
+        json!({}),
+    );
+    let plugins = tempfile::tempdir().unwrap();
+    let ts = TorchServe::start(plugins.path(), "enable_model_api=true\n");
+    let store = ts.model_store();
+
+    // Progress bars are drawn on a terminal only; --no-progress is not given
+    // so the code path runs, and stdout stays pure JSON.
+    let (code, report, stderr) = pull(
+        &config,
+        &store,
+        &[
+            "--model",
+            "all",
+            "--management",
+            ts.management(),
+            "--token",
+            ts.management_token(),
+        ],
+    );
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    assert_eq!(report["models"].as_array().unwrap().len(), 2);
+    for (i, mar) in mars.iter().enumerate() {
+        assert_close(infer(&ts, &format!("cli{}", i + 1)).unwrap(), mar.expected);
+    }
+    // Unchanged archives are not downloaded again.
+    let (code, report, _) = pull(
+        &config,
+        &store,
+        &["--model", "sub dir/cli1.mar", "--no-progress"],
+    );
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["models"][0]["download"]["action"], "unchanged");
+    // A missing object: exit 1, a 404 in the report, nothing written.
+    let before = entries(&store);
+    let (code, report, _) = pull(&config, &store, &["--model", "nope.mar", "--no-progress"]);
+    assert_eq!(code, 1);
+    assert_eq!(report["code"], 404, "{report:#}");
+    assert_eq!(entries(&store), before);
+}
+
+#[test]
+fn listing_follows_pagination_past_1000_objects() {
+    let origin = Origin::start(1);
+    let work = tempfile::tempdir().unwrap();
+    let config_path = write_config(
+        work.path(),
+        &origin.s3,
+        &origin.dragonfly.proxy(1),
+        json!({}),
+    );
+    let config = Config::load(&config_path).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = ObjectStore::connect(&config.object_storage, BUCKET)
+            .await
+            .unwrap();
+        let client = s3_client(&origin).await;
+        let uploads = (0..1005)
+            .map(|i| format!("{PREFIX}many/m{i:04}.mar"))
+            .chain((0..7).map(|i| format!("{PREFIX}many/other{i}.txt")))
+            .map(|key| {
+                let client = client.clone();
+                async move {
+                    client
+                        .put_object()
+                        .bucket(BUCKET)
+                        .key(key)
+                        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            });
+        futures_util::stream::iter(uploads)
+            .buffer_unordered(16)
+            .collect::<Vec<()>>()
+            .await;
+        let archives = store
+            .list_archives(&format!("{PREFIX}many/"))
+            .await
+            .unwrap();
+        assert_eq!(archives.len(), 1005);
+        assert!(archives
+            .iter()
+            .all(|a| a.key.ends_with(".mar") && a.size == 1));
+    });
+}
+
+use futures_util::StreamExt;
+
+async fn s3_client(origin: &Origin) -> aws_sdk_s3::Client {
+    let creds = aws_sdk_s3::config::Credentials::new(
+        origin.s3.access_key(),
+        origin.s3.secret_key(),
+        None,
+        None,
+        "test",
+    );
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(
+            origin.s3.region().to_string(),
+        ))
+        .endpoint_url(origin.s3.endpoint())
+        .force_path_style(true)
+        .credentials_provider(creds)
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+#[test]
+fn second_peer_gets_the_archive_without_the_store_sending_it_again() {
+    let origin = Origin::start(2);
+    let work = tempfile::tempdir().unwrap();
+    let mar = make_mar("shared", 24.0, &work.path().join("mars"), 7);
+    origin.upload(&format!("{PREFIX}shared.mar"), &mar.path);
+    let config_a = write_config(
+        &work.path().join("a"),
+        &origin.s3,
+        &origin.dragonfly.proxy(1),
+        json!({}),
+    );
+    let config_b = write_config(
+        &work.path().join("b"),
+        &origin.s3,
+        &origin.dragonfly.proxy(2),
+        json!({}),
+    );
+    let (store_a, store_b) = (work.path().join("store-a"), work.path().join("store-b"));
+
+    let sent_before = origin.s3.sent_bytes();
+    let (code, first, _) = pull(
+        &config_a,
+        &store_a,
+        &["--model", "shared.mar", "--no-progress"],
+    );
+    assert_eq!(code, 0, "{first:#}");
+    let sent_first = origin.s3.sent_bytes() - sent_before;
+    // Each pull presigns its own URL: the signatures differ, the task not.
+    let (code, second, _) = pull(
+        &config_b,
+        &store_b,
+        &["--model", "shared.mar", "--no-progress"],
+    );
+    assert_eq!(code, 0, "{second:#}");
+    let sent_second = origin.s3.sent_bytes() - sent_before - sent_first;
+
+    let task = |r: &Value| {
+        r["models"][0]["download"]["task_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(task(&first), task(&second));
+    let a = std::fs::read(store_a.join("shared.mar")).unwrap();
+    let b = std::fs::read(store_b.join("shared.mar")).unwrap();
+    assert_eq!(a, std::fs::read(&mar.path).unwrap());
+    assert_eq!(a, b);
+    assert!(
+        sent_first >= mar.bytes,
+        "first pull: store sent {sent_first} of {}",
+        mar.bytes
+    );
+    assert!(
+        sent_second < mar.bytes / 100,
+        "second peer: the store sent {sent_second} bytes of a {}-byte archive",
+        mar.bytes
+    );
+}
+
+/// A TCP front for the S3 server that cuts every connection after
+/// `limit` response bytes: the origin closing mid-transfer.
+struct CuttingFront {
+    addr: String,
+    stop: Arc<AtomicBool>,
+    cuts: Arc<AtomicU64>,
+}
+
+impl CuttingFront {
+    fn start(target: &str, limit: u64) -> CuttingFront {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let target = target.trim_start_matches("http://").to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let cuts = Arc::new(AtomicU64::new(0));
+        let (stop2, cuts2) = (stop.clone(), cuts.clone());
+        thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let upstream = TcpStream::connect(&target).unwrap();
+                        relay(client, upstream, limit, cuts2.clone());
+                    }
+                    Err(_) => thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        CuttingFront { addr, stop, cuts }
+    }
+}
+
+impl Drop for CuttingFront {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn relay(client: TcpStream, upstream: TcpStream, limit: u64, cuts: Arc<AtomicU64>) {
+    let (mut c_read, mut u_write) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+    thread::spawn(move || {
+        let _ = std::io::copy(&mut c_read, &mut u_write);
+        let _ = u_write.shutdown(Shutdown::Write);
+    });
+    let (mut u_read, mut c_write) = (upstream, client);
+    thread::spawn(move || {
+        let mut sent = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match u_read.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let allowed = (limit - sent).min(n as u64) as usize;
+            if c_write.write_all(&buf[..allowed]).is_err() {
+                break;
+            }
+            sent += allowed as u64;
+            if sent >= limit {
+                cuts.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+        }
+        let _ = c_write.shutdown(Shutdown::Both);
+        let _ = u_read.shutdown(Shutdown::Both);
+    });
+}
+
+#[test]
+fn origin_closing_mid_transfer_leaves_no_file_and_previous_archive_intact() {
+    let origin = Origin::start(1);
+    let work = tempfile::tempdir().unwrap();
+    let mar = make_mar("cut", 8.0, &work.path().join("mars"), 9);
+    origin.upload(&format!("{PREFIX}cut.mar"), &mar.path);
+    let front = CuttingFront::start(origin.s3.endpoint(), 1 << 20);
+    let mut config: Value = serde_json::from_slice(
+        &std::fs::read(write_config(
+            &work.path().join("cfg"),
+            &origin.s3,
+            &origin.dragonfly.proxy(1),
+            json!({}),
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    config["object_storage"]["endpoint"] = front.addr.clone().into();
+    config["download"] = json!({"retries": 1, "retry_backoff_ms": 100, "read_timeout_secs": 10});
+    let config_path = work.path().join("cfg/cut.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+
+    let store = work.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("cut.mar"), b"previous archive").unwrap();
+    let (code, report, stderr) = pull(
+        &config_path,
+        &store,
+        &["--model", "cut.mar", "--no-progress"],
+    );
+    assert_ne!(code, 0, "{report:#}\n{stderr}");
+    assert!(
+        front.cuts.load(Ordering::Relaxed) > 0,
+        "the front never cut a transfer"
+    );
+    let status = report["models"][0]["status"].as_u64().unwrap_or(0);
+    assert!(status >= 500, "{report:#}");
+    assert_eq!(
+        std::fs::read(store.join("cut.mar")).unwrap(),
+        b"previous archive"
+    );
+    assert_eq!(entries(&store), vec!["cut.mar".to_string()]);
+}
