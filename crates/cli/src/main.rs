@@ -161,7 +161,9 @@ impl Bars {
             bar.set_length(progress.total().max(progress.bytes()));
             bar.set_position(progress.bytes());
             match progress.phase() {
-                Phase::Registering => bar.set_message(format!("{} (registering)", progress.file_name)),
+                Phase::Registering => {
+                    bar.set_message(format!("{} (registering)", progress.file_name))
+                }
                 Phase::Done => bar.finish_with_message(format!("{} ✓", progress.file_name)),
                 Phase::Failed => bar.abandon_with_message(format!("{} ✗", progress.file_name)),
                 Phase::Queued | Phase::Downloading => {}
@@ -278,6 +280,15 @@ mod tests {
         assert!(parse_args(&args(&["push", "--model-store", "x"])).is_err());
         assert!(parse_args(&args(&["pull", "--model-store", "x", "--bogus", "1"])).is_err());
         assert!(parse_args(&args(&["pull", "--model-store", "x", "--model"])).is_err());
-        assert!(parse_args(&args(&["pull", "--model-store", "x", "--model", "a", "--model", "b"])).is_err());
+        assert!(parse_args(&args(&[
+            "pull",
+            "--model-store",
+            "x",
+            "--model",
+            "a",
+            "--model",
+            "b"
+        ]))
+        .is_err());
     }
 }

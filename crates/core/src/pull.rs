@@ -459,7 +459,12 @@ async fn run_model(
     }
 }
 
-fn write_ledger(host: &PullHost, storage: &ObjectStore, item: &Planned, info: &ObjectInfo) -> Result<()> {
+fn write_ledger(
+    host: &PullHost,
+    storage: &ObjectStore,
+    item: &Planned,
+    info: &ObjectInfo,
+) -> Result<()> {
     host.store.write_ledger(
         &item.file_name,
         &LedgerEntry {
