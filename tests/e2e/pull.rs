@@ -94,6 +94,58 @@ fn cli_pulls_all_with_progress_and_registers_over_http() {
     );
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["models"][0]["download"]["action"], "unchanged");
+    // Credentials left out of the file come from the standard AWS chain.
+    let mut keyless: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    let storage = keyless["object_storage"].as_object_mut().unwrap();
+    storage.remove("access_key");
+    storage.remove("secret_key");
+    let keyless_path = work.path().join("cfg/keyless.json");
+    std::fs::write(&keyless_path, keyless.to_string()).unwrap();
+    let env_store = work.path().join("env-store");
+    let output = Command::new(cli())
+        .args([
+            "pull",
+            "--no-progress",
+            "--model",
+            "sub dir/cli2.mar",
+            "--config",
+        ])
+        .arg(&keyless_path)
+        .arg("--model-store")
+        .arg(&env_store)
+        .env("AWS_ACCESS_KEY_ID", origin.s3.access_key())
+        .env("AWS_SECRET_ACCESS_KEY", origin.s3.secret_key())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(
+        std::fs::read(env_store.join("cli2.mar")).unwrap(),
+        std::fs::read(&mars[1].path).unwrap()
+    );
+    // Without any credentials the store refuses: 403, nothing written.
+    let output = Command::new(cli())
+        .args([
+            "pull",
+            "--no-progress",
+            "--model",
+            "sub dir/cli1.mar",
+            "--config",
+        ])
+        .arg(&keyless_path)
+        .arg("--model-store")
+        .arg(&env_store)
+        .env("AWS_ACCESS_KEY_ID", "AKIDWRONG")
+        .env("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    assert_eq!(report["models"][0]["status"], 403, "{report:#}");
+    assert!(!env_store.join("cli1.mar").exists());
+
     // A missing object: exit 1, a 404 in the report, nothing written.
     let before = entries(&store);
     let (code, report, _) = pull(&config, &store, &["--model", "nope.mar", "--no-progress"]);
