@@ -39,7 +39,8 @@ options:
   --no-progress          no progress bars (they go to stderr)
 
 Prints the JSON report on stdout. Exit status: 0 all models ready,
-1 some model failed, 2 bad usage or config.";
+1 a model or the request failed (store, peer, registration), 2 bad usage,
+parameters or config.";
 
 /// Flags that are REST query parameters under another spelling.
 const QUERY_FLAGS: &[&str] = &[
@@ -236,14 +237,22 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(200) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
-        Err(err) => {
-            // Request-level errors print in the same JSON shape as the API.
-            match err.downcast_ref::<dragonfly_endpoint_core::CoreError>() {
-                Some(core) => println!("{:#}", serde_json::json!(core.body())),
-                None => eprintln!("error: {err:#}"),
+        Err(err) => match err.downcast_ref::<dragonfly_endpoint_core::CoreError>() {
+            // Bad parameters or config: the caller's to fix.
+            Some(core) if core.status() == 400 || core.status() == 403 => {
+                println!("{:#}", serde_json::json!(core.body()));
+                ExitCode::from(2)
             }
-            ExitCode::from(2)
-        }
+            // Request-level errors print in the same JSON shape as the API.
+            Some(core) => {
+                println!("{:#}", serde_json::json!(core.body()));
+                ExitCode::from(1)
+            }
+            None => {
+                eprintln!("error: {err:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 

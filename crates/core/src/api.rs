@@ -92,7 +92,15 @@ pub async fn handle(
         "DELETE" => delete_model(query, host, registry).await,
         _ => Err(CoreError::Internal(format!("unrouted method {method}"))),
     };
-    result.unwrap_or_else(|err| ApiResponse::error(&err))
+    result.unwrap_or_else(|err| {
+        let response = ApiResponse::error(&err);
+        if response.status >= 500 {
+            tracing::error!("{method} {route}: {err}");
+        } else {
+            tracing::warn!("{method} {route}: {err}");
+        }
+        response
+    })
 }
 
 fn load_config(requested: Option<&str>, host: &HostContext) -> Result<Config> {
@@ -175,7 +183,7 @@ async fn delete_model(
     host: &HostContext,
     registry: Arc<dyn ModelRegistry>,
 ) -> Result<ApiResponse> {
-    let q = Params::new(query, &[&["model", "config"]])?;
+    let q = Params::new(query, &[&["model"]])?;
     let model = q
         .text("model")?
         .ok_or_else(|| CoreError::invalid("model", "missing: name the model to remove"))?;

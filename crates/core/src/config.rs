@@ -162,6 +162,10 @@ pub struct DownloadConfig {
     /// Verify TLS certificates of the proxy and object store.
     #[serde(default = "default_true")]
     pub tls_verify: bool,
+    /// A PEM file of extra CA certificates to trust, typically the CA that
+    /// dfdaemon's proxy signs intercepted HTTPS with (`proxy.server.caCert`).
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
     /// Proxy basic auth, filled from the environment only.
     #[serde(skip)]
     pub proxy_basic_auth: Option<(String, String)>,
@@ -178,6 +182,7 @@ impl Default for DownloadConfig {
             read_timeout_secs: default_read_timeout_secs(),
             verify_checksum: true,
             tls_verify: true,
+            ca_cert: None,
             proxy_basic_auth: None,
         }
     }
@@ -324,6 +329,9 @@ impl Config {
         if !(1..=7 * 24 * 3600).contains(&self.object_storage.presign_expiry_secs) {
             return Err("key 'object_storage.presign_expiry_secs': must be 1..=604800".into());
         }
+        if self.batch_size == 0 {
+            return Err("key 'batch_size': must be at least 1".into());
+        }
         if !(1..=64).contains(&self.download.concurrency) {
             return Err("key 'download.concurrency': must be 1..=64".into());
         }
@@ -383,6 +391,7 @@ impl Config {
                 "read_timeout_secs": self.download.read_timeout_secs,
                 "verify_checksum": self.download.verify_checksum,
                 "tls_verify": self.download.tls_verify,
+                "ca_cert": self.download.ca_cert,
                 "proxy_basic_auth": self.download.proxy_basic_auth.as_ref().map(|_| "*** (from environment)"),
             },
         })

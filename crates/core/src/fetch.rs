@@ -116,8 +116,32 @@ impl Fetcher {
         if let Some((user, password)) = &dragonfly.proxy_basic_auth {
             proxy = proxy.basic_auth(user, password);
         }
+        let ca_cert = match &dragonfly.ca_cert {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| CoreError::Config {
+                    path: config.source.clone(),
+                    reason: format!("key 'download.ca_cert': {}: {e}", path.display()),
+                })?;
+                Some(
+                    reqwest::Certificate::from_pem(&pem).map_err(|e| CoreError::Config {
+                        path: config.source.clone(),
+                        reason: format!(
+                            "key 'download.ca_cert': {} is not a PEM certificate: {}",
+                            path.display(),
+                            describe_http_error(e)
+                        ),
+                    })?,
+                )
+            }
+            None => None,
+        };
         let builder = || {
-            reqwest::Client::builder()
+            let builder = reqwest::Client::builder();
+            let builder = match &ca_cert {
+                Some(cert) => builder.add_root_certificate(cert.clone()),
+                None => builder,
+            };
+            builder
                 .connect_timeout(Duration::from_secs(dragonfly.connect_timeout_secs))
                 .danger_accept_invalid_certs(!dragonfly.tls_verify)
                 .no_gzip()
@@ -300,9 +324,16 @@ impl Fetcher {
         }
         let response = request.send().await.map_err(|e| {
             if e.is_connect() && via_peer {
+                let mut reason = describe_http_error(e);
+                if target.url.starts_with("https:") && reason.to_lowercase().contains("certificate") {
+                    // dfdaemon intercepts HTTPS with its own CA.
+                    reason.push_str(
+                        "; HTTPS through the peer needs its proxy CA: set download.ca_cert to dfdaemon's proxy.server.caCert",
+                    );
+                }
                 CoreError::PeerUnreachable {
                     addr: self.peer_addr.clone(),
-                    reason: describe_http_error(e),
+                    reason,
                 }
             } else if e.is_timeout() {
                 CoreError::Timeout(format!("connecting for {}", target.object))

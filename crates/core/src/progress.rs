@@ -63,6 +63,10 @@ impl Progress {
         self.bytes.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub fn set_total(&self, n: u64) {
+        self.total.store(n, Ordering::Relaxed);
+    }
+
     pub fn set_bytes(&self, n: u64) {
         self.bytes.store(n, Ordering::Relaxed);
     }

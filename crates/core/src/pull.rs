@@ -353,6 +353,7 @@ async fn run_model(
         Some(info) => info.clone(),
         None => storage.head(&item.key).await?,
     };
+    progress.set_total(info.size);
     let unchanged = host
         .store
         .is_unchanged(&item.file_name, info.size, info.etag.as_deref());

@@ -57,18 +57,22 @@ impl ObjectStore {
                 "dragonfly-endpoint-config",
             ));
         }
-        if let Some(region) = &cfg.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
+        // An explicit region also keeps the SDK from asking the instance
+        // metadata service on every request (slow and noisy off EC2).
+        let region = cfg
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or_else(|| "us-east-1".to_string());
+        loader = loader.region(aws_config::Region::new(region));
         let shared = loader.load().await;
         let mut builder = aws_sdk_s3::config::Builder::from(&shared)
             // S3-compatible stores do not all speak the newer checksums.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .force_path_style(cfg.path_style());
-        if shared.region().is_none() {
-            builder = builder.region(aws_config::Region::new("us-east-1"));
-        }
         if let Some(endpoint) = &cfg.endpoint {
             builder = builder.endpoint_url(endpoint);
         }
