@@ -5,4 +5,5 @@
 
 mod plugin;
 mod pull;
+mod smoke;
 mod util;
