@@ -116,6 +116,7 @@ fn torchserve_starts_answers_ping_and_stops_cleanly() {
     let pgid: u32 = ts.0.env("TS_PGID").parse().unwrap();
     let ping = http()
         .get(format!("{}/ping", ts.inference()))
+        .bearer_auth(ts.inference_token())
         .send()
         .unwrap();
     assert_eq!(ping.status().as_u16(), 200);
