@@ -284,7 +284,15 @@ pub fn make_mar(name: &str, size_mb: f64, out_dir: &Path, seed: u32) -> Mar {
     }
 }
 
-/// Whether a process with this pid exists.
+/// Whether a process with this pid is running (a zombie waiting for its
+/// parent to reap it is not).
 pub fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // "pid (comm) S ...": the state follows the last ')'.
+            let after = stat.rsplit_once(')')?.1;
+            after.split_whitespace().next().map(|state| state != "Z")
+        })
+        .unwrap_or(false)
 }
