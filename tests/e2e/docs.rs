@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use dragonfly_endpoint_testbed::{make_mar, plugins_dir, repo_root, TorchServe};
+use dragonfly_endpoint_testbed::{make_mar, repo_root};
 use serde_json::json;
 
 use crate::util::*;
@@ -47,11 +47,7 @@ fn api_doc_curl_examples_give_their_documented_status() {
         &origin.dragonfly.proxy(1),
         json!({}),
     );
-    let plugins = plugins_dir();
-    let ts = TorchServe::start(
-        plugins.path(),
-        &format!("dragonfly_endpoint_config={}\n", config.display()),
-    );
+    let (_plugins, ts) = torchserve_with_plugin(&config);
     for (expected, curl) in examples {
         let output = Command::new("bash")
             .arg("-c")

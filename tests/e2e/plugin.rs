@@ -2,7 +2,7 @@
 //! plugins path, token auth on, model API off), pulling from a real S3
 //! server through a real Dragonfly peer.
 
-use dragonfly_endpoint_testbed::{make_mar, plugins_dir, TorchServe};
+use dragonfly_endpoint_testbed::make_mar;
 use serde_json::json;
 
 use crate::util::*;
@@ -31,11 +31,7 @@ fn plugin_pulls_registers_serves_and_removes_models() {
         &origin.dragonfly.proxy(1),
         json!({}),
     );
-    let plugins = plugins_dir();
-    let ts = TorchServe::start(
-        plugins.path(),
-        &format!("dragonfly_endpoint_config={}\n", config.display()),
-    );
+    let (_plugins, ts) = torchserve_with_plugin(&config);
     let store = ts.model_store();
 
     // PUT model=all: every archive pulled through Dragonfly and registered.

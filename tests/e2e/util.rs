@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dragonfly_endpoint_testbed::{DragonflyCluster, S3Server, TorchServe};
+use dragonfly_endpoint_testbed::{plugins_dir, DragonflyCluster, S3Server, TorchServe};
 use serde_json::Value;
 
 pub const BUCKET: &str = "models";
@@ -175,4 +175,16 @@ impl Origin {
     pub fn upload(&self, key: &str, file: &Path) {
         self.s3.put(BUCKET, key, file);
     }
+}
+
+/// TorchServe with only the plugin jar in its plugins path and `config` as
+/// its default plugin config (`dragonfly_endpoint_config`). Keep the
+/// returned directory alive as long as the server.
+pub fn torchserve_with_plugin(config: &Path) -> (tempfile::TempDir, TorchServe) {
+    let plugins = plugins_dir();
+    let ts = TorchServe::start(
+        plugins.path(),
+        &format!("dragonfly_endpoint_config={}\n", config.display()),
+    );
+    (plugins, ts)
 }
