@@ -4,6 +4,7 @@
 //! does all of it.
 
 mod docs;
+mod faults;
 mod plugin;
 mod pull;
 mod smoke;
