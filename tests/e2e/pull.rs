@@ -398,3 +398,54 @@ fn origin_closing_mid_transfer_leaves_no_file_and_previous_archive_intact() {
     );
     assert_eq!(entries(&store), vec!["cut.mar".to_string()]);
 }
+
+/// A small tmpfs as the model store: the disk fills up mid-pull.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs needs root");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn full_disk_is_507_and_keeps_the_previous_archive() {
+    let origin = Origin::start(1);
+    let work = tempfile::tempdir().unwrap();
+    let mar = make_mar("big", 6.0, &work.path().join("mars"), 11);
+    origin.upload(&format!("{PREFIX}big.mar"), &mar.path);
+    let config = write_config(
+        &work.path().join("cfg"),
+        &origin.s3,
+        &origin.dragonfly.proxy(1),
+        json!({}),
+    );
+    let store = Tmpfs::mount(work.path().join("store"), "4m");
+    std::fs::write(store.0.join("big.mar"), vec![7u8; 1 << 20]).unwrap();
+
+    let (code, report, stderr) = pull(&config, &store.0, &["--model", "big.mar", "--no-progress"]);
+    assert_eq!(code, 1, "{report:#}\n{stderr}");
+    assert_eq!(report["code"], 507, "{report:#}");
+    assert_eq!(
+        report["models"][0]["error"]["type"],
+        "InsufficientStorageException"
+    );
+    assert_eq!(
+        std::fs::read(store.0.join("big.mar")).unwrap(),
+        vec![7u8; 1 << 20]
+    );
+    assert_eq!(entries(&store.0), vec!["big.mar".to_string()]);
+}
