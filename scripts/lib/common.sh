@@ -148,3 +148,11 @@ dfe_env_get() {
 
 # dfe_random_hex N: N random hex characters.
 dfe_random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c "$1"; }
+
+# dfe_cargo_target_dir: cargo's target dir for this checkout, kept in the
+# cache so rebuilds of the same checkout are incremental. One per checkout
+# path: cargo's fingerprints point at absolute source paths, and a target
+# dir shared by two checkouts can reuse the other checkout's build.
+dfe_cargo_target_dir() {
+  printf '%s/target-%s\n' "$DFE_CACHE" "$(printf '%s' "$DFE_REPO" | sha256sum | cut -c1-12)"
+}

@@ -3,6 +3,7 @@
 //! jar (`gradle build`) and the CLI (`cargo build --release`); `scripts/test`
 //! does all of it.
 
+mod bad_input;
 mod docs;
 mod faults;
 mod plugin;

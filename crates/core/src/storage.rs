@@ -221,7 +221,7 @@ fn classify(bucket: &str, object: &str, status: u16, code: &str, message: &str) 
         | (_, 401 | 403) => CoreError::StorageDenied {
             status: 403,
             message: format!(
-                "{} for {object}{}",
+                "{} for {object}{} (check the credentials and the bucket's permissions)",
                 if code.is_empty() {
                     "access denied"
                 } else {
