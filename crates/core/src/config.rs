@@ -136,6 +136,19 @@ pub enum Fallback {
     Source,
 }
 
+/// Whether a pull may ask the peer to hard-link a finished task into the
+/// model store (`X-Dragonfly-Output-Path`) instead of streaming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HardLink {
+    /// On when `addr` is a loopback address: the peer then shares this
+    /// host's filesystem, so the path it is given means the same file.
+    Auto,
+    /// On: the peer sees the model store at the same path (a shared volume).
+    On,
+    Off,
+}
+
 /// How downloads run.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -159,6 +172,9 @@ pub struct DownloadConfig {
     /// Check the MD5 against the object's ETag when it is one.
     #[serde(default = "default_true")]
     pub verify_checksum: bool,
+    /// Take an archive the local peer already has by hard link.
+    #[serde(default = "default_hard_link")]
+    pub hard_link: HardLink,
     /// Verify TLS certificates of the proxy and object store.
     #[serde(default = "default_true")]
     pub tls_verify: bool,
@@ -181,6 +197,7 @@ impl Default for DownloadConfig {
             connect_timeout_secs: default_connect_timeout_secs(),
             read_timeout_secs: default_read_timeout_secs(),
             verify_checksum: true,
+            hard_link: default_hard_link(),
             tls_verify: true,
             ca_cert: None,
             proxy_basic_auth: None,
@@ -214,6 +231,9 @@ fn default_startup_timeout() -> u32 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_hard_link() -> HardLink {
+    HardLink::Auto
 }
 fn default_fallback() -> Fallback {
     Fallback::None
@@ -348,6 +368,42 @@ impl Config {
         Ok(())
     }
 
+    /// Whether pulls ask the peer to hard-link finished tasks into place.
+    pub fn hard_link_active(&self) -> bool {
+        match self.download.hard_link {
+            HardLink::On => true,
+            HardLink::Off => false,
+            HardLink::Auto => url::Url::parse(&self.addr)
+                .ok()
+                .and_then(|addr| match addr.host()? {
+                    url::Host::Domain(name) => Some(name.eq_ignore_ascii_case("localhost")),
+                    url::Host::Ipv4(ip) => Some(ip.is_loopback()),
+                    url::Host::Ipv6(ip) => Some(ip.is_loopback()),
+                })
+                .unwrap_or(false),
+        }
+    }
+
+    /// The PEM of `download.ca_cert`, trusted in addition to the system
+    /// roots by every TLS connection of a pull (proxy, objects, S3 API).
+    pub fn ca_cert_pem(&self) -> Result<Option<Vec<u8>>> {
+        let Some(path) = &self.download.ca_cert else {
+            return Ok(None);
+        };
+        let fail = |reason: String| CoreError::Config {
+            path: self.source.clone(),
+            reason: format!("key 'download.ca_cert': {}: {reason}", path.display()),
+        };
+        let pem = std::fs::read(path).map_err(|e| fail(describe_io(&e)))?;
+        if !pem
+            .windows(b"-----BEGIN CERTIFICATE-----".len())
+            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+        {
+            return Err(fail("holds no PEM certificate".into()));
+        }
+        Ok(Some(pem))
+    }
+
     /// The config as `GET /dragonfly` shows it: secrets masked.
     pub fn redacted(&self) -> serde_json::Value {
         let mask = |v: &Option<String>| v.as_ref().map(|_| "***");
@@ -390,6 +446,8 @@ impl Config {
                 "connect_timeout_secs": self.download.connect_timeout_secs,
                 "read_timeout_secs": self.download.read_timeout_secs,
                 "verify_checksum": self.download.verify_checksum,
+                "hard_link": self.download.hard_link,
+                "hard_link_active": self.hard_link_active(),
                 "tls_verify": self.download.tls_verify,
                 "ca_cert": self.download.ca_cert,
                 "proxy_basic_auth": self.download.proxy_basic_auth.as_ref().map(|_| "*** (from environment)"),
@@ -632,6 +690,28 @@ mod tests {
         assert_eq!(
             location.resolve(None).unwrap(),
             allowed.path().join("default.json")
+        );
+    }
+
+    #[test]
+    fn hard_link_is_automatic_only_for_a_local_peer() {
+        let with = |addr: &str, mode: &str| {
+            parse(&format!(
+                r#"{{"addr": "{addr}", "object_storage": {{}}, "download": {{"hard_link": "{mode}"}}}}"#
+            ))
+            .unwrap()
+            .hard_link_active()
+        };
+        assert!(with("http://127.0.0.1:4001", "auto"));
+        assert!(with("http://localhost:4001", "auto"));
+        assert!(with("http://[::1]:4001", "auto"));
+        assert!(!with("http://10.0.0.7:4001", "auto"));
+        assert!(!with("http://dfdaemon.svc:4001", "auto"));
+        assert!(with("http://10.0.0.7:4001", "on"));
+        assert!(!with("http://127.0.0.1:4001", "off"));
+        assert!(
+            reason(r#"{"object_storage": {}, "download": {"hard_link": "yes"}}"#)
+                .contains("download.hard_link")
         );
     }
 

@@ -31,6 +31,8 @@ pub mod header {
     pub const TASK_DOWNLOAD_FINISHED: &str = "X-Dragonfly-Task-Download-Finished";
     pub const ERROR_TYPE: &str = "X-Dragonfly-Error-Type";
     pub const USE_P2P: &str = "X-Dragonfly-Use-P2P";
+    pub const OUTPUT_PATH: &str = "X-Dragonfly-Output-Path";
+    pub const FORCE_HARD_LINK: &str = "X-Dragonfly-Force-Hard-Link";
 }
 
 /// Query parameters of a presigned S3 URL that differ between signers of the
@@ -82,6 +84,9 @@ pub struct Fetched {
     pub served_from: ServedFrom,
     pub task_id: Option<String>,
     pub attempts: u32,
+    /// The peer hard-linked its finished task into the store: no bytes
+    /// went through a socket.
+    pub hard_linked: bool,
 }
 
 /// The header value that makes differently signed URLs one Dragonfly task.
@@ -104,6 +109,7 @@ pub struct Fetcher {
     retry_backoff: Duration,
     idle_timeout: Duration,
     verify_checksum: bool,
+    hard_link: bool,
 }
 
 impl Fetcher {
@@ -116,18 +122,13 @@ impl Fetcher {
         if let Some((user, password)) = &dragonfly.proxy_basic_auth {
             proxy = proxy.basic_auth(user, password);
         }
-        let ca_cert = match &dragonfly.ca_cert {
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| CoreError::Config {
-                    path: config.source.clone(),
-                    reason: format!("key 'download.ca_cert': {}: {e}", path.display()),
-                })?;
+        let ca_cert = match config.ca_cert_pem()? {
+            Some(pem) => {
                 Some(
                     reqwest::Certificate::from_pem(&pem).map_err(|e| CoreError::Config {
                         path: config.source.clone(),
                         reason: format!(
-                            "key 'download.ca_cert': {} is not a PEM certificate: {}",
-                            path.display(),
+                            "key 'download.ca_cert': not a usable PEM certificate: {}",
                             describe_http_error(e)
                         ),
                     })?,
@@ -197,6 +198,7 @@ impl Fetcher {
             retry_backoff: Duration::from_millis(dragonfly.retry_backoff_ms),
             idle_timeout: Duration::from_secs(dragonfly.read_timeout_secs),
             verify_checksum: dragonfly.verify_checksum,
+            hard_link: config.hard_link_active(),
         })
     }
 
@@ -209,6 +211,17 @@ impl Fetcher {
         file_name: &str,
         progress: &Progress,
     ) -> Result<(TempArchive, Fetched)> {
+        let mut task_was_cold = false;
+        if self.hard_link {
+            match self.link_finished_task(target, store, file_name).await {
+                Link::Linked(temp, fetched) => {
+                    progress.set_bytes(fetched.bytes);
+                    return Ok((temp, fetched));
+                }
+                Link::TaskNotFinished => task_was_cold = true,
+                Link::Unavailable => {}
+            }
+        }
         let temp = store.create_temp(file_name)?;
         let (sink, writer) = spawn_writer(temp, store.clone(), file_name.to_string());
         let result = self.transfer(target, &sink, progress).await;
@@ -217,6 +230,11 @@ impl Fetcher {
             .await
             .map_err(|e| CoreError::Internal(format!("writer thread: {e}")))?;
         let mut fetched = result?;
+        if task_was_cold && fetched.served_from == ServedFrom::DragonflyCache {
+            // The probe started the task; a small one finished before the
+            // stream began, but this pull is what brought it to the peer.
+            fetched.served_from = ServedFrom::Dragonfly;
+        }
         let (temp, bytes, md5) = written?;
         fetched.bytes = bytes;
         if bytes != target.size {
@@ -237,6 +255,128 @@ impl Fetcher {
             }
         }
         Ok((temp, fetched))
+    }
+
+    /// When the local peer has finished the task already, asks it to
+    /// hard-link the task's file into a hidden name of the store: a warm
+    /// pull of any size in milliseconds. `None` means "stream instead": the
+    /// task is not finished (on a cold task the linked file would appear
+    /// before its content), or the link failed (another filesystem, no
+    /// permission). The length is checked; the content is the peer's
+    /// finished task, which dfdaemon verified piece by piece.
+    async fn link_finished_task(
+        &self,
+        target: &FetchTarget,
+        store: &ModelStore,
+        file_name: &str,
+    ) -> Link {
+        match self.probe_task(target).await {
+            Some(true) => {}
+            Some(false) => return Link::TaskNotFinished,
+            None => return Link::Unavailable,
+        }
+        match self.hard_link_task(target, store, file_name).await {
+            Some((temp, fetched)) => Link::Linked(temp, fetched),
+            None => Link::Unavailable,
+        }
+    }
+
+    /// A one-byte GET through the peer: whether its task is finished
+    /// locally (`None`: the probe itself failed).
+    async fn probe_task(&self, target: &FetchTarget) -> Option<bool> {
+        let probe = self
+            .via_peer
+            .get(&target.url)
+            .headers(self.headers.clone())
+            .header(RANGE, "bytes=0-0")
+            .send()
+            .await;
+        let probe = match probe {
+            Ok(probe) if probe.status().is_success() => probe,
+            Ok(probe) => {
+                tracing::debug!("probe of {} answered {}", target.object, probe.status());
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(
+                    "probe of {} failed: {}",
+                    target.object,
+                    describe_http_error(e)
+                );
+                return None;
+            }
+        };
+        let finished = probe
+            .headers()
+            .get(header::TASK_DOWNLOAD_FINISHED)
+            .is_some_and(|v| v == "true");
+        tracing::debug!("probe of {}: task finished: {finished}", target.object);
+        Some(finished)
+    }
+
+    /// Asks the peer to hard-link its finished task into a hidden name of
+    /// the store; checks the length.
+    async fn hard_link_task(
+        &self,
+        target: &FetchTarget,
+        store: &ModelStore,
+        file_name: &str,
+    ) -> Option<(TempArchive, Fetched)> {
+        let temp = store.reserve_temp(file_name);
+        let output_path = temp.path().to_str()?.to_string();
+        let linked = self
+            .via_peer
+            .get(&target.url)
+            .headers(self.headers.clone())
+            .header(RANGE, "bytes=0-0")
+            .header(header::OUTPUT_PATH, output_path)
+            .header(header::FORCE_HARD_LINK, "true")
+            .send()
+            .await;
+        let response = match linked {
+            Ok(response) if response.status().is_success() => response,
+            Ok(response) => {
+                tracing::info!(
+                    "peer could not hard-link {} into the model store ({}); streaming it",
+                    target.object,
+                    response.status()
+                );
+                return None;
+            }
+            Err(e) => {
+                tracing::info!(
+                    "peer could not hard-link {}: {}; streaming it",
+                    target.object,
+                    describe_http_error(e)
+                );
+                return None;
+            }
+        };
+        let task_id = response
+            .headers()
+            .get(header::TASK_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        drop(response);
+        let size = std::fs::metadata(temp.path()).ok()?.len();
+        if size != target.size {
+            tracing::warn!(
+                "peer linked {} with {size} bytes, expected {}; streaming it",
+                target.object,
+                target.size
+            );
+            return None;
+        }
+        Some((
+            temp,
+            Fetched {
+                bytes: size,
+                served_from: ServedFrom::DragonflyCache,
+                task_id,
+                attempts: 1,
+                hard_linked: true,
+            },
+        ))
     }
 
     /// Runs attempts until the whole object has been handed to the writer.
@@ -271,6 +411,7 @@ impl Fetcher {
                         served_from,
                         task_id,
                         attempts,
+                        hard_linked: false,
                     });
                 }
                 Err(err @ CoreError::PeerUnreachable { .. })
@@ -543,6 +684,15 @@ fn spawn_writer(
         Ok((temp, written, hex))
     });
     (WriterSink { blocks: tx }, handle)
+}
+
+/// What became of an attempt to take a finished task by hard link.
+enum Link {
+    Linked(TempArchive, Fetched),
+    /// The peer does not have the whole task yet: stream it.
+    TaskNotFinished,
+    /// Switched off by the peer's answer or the filesystem: stream it.
+    Unavailable,
 }
 
 /// Keeps the fetcher cheap to share between concurrent pulls.

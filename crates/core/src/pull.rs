@@ -47,6 +47,9 @@ pub struct DownloadReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
     pub attempts: u32,
+    /// Taken from the local peer's cache by hard link, not streamed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hard_linked: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -163,7 +166,9 @@ pub async fn pull(host: &PullHost, config: &Config, params: &PullParams) -> Resu
         );
     }
 
-    let storage = Arc::new(ObjectStore::connect(&config.object_storage, &bucket).await?);
+    let ca_pem = config.ca_cert_pem()?;
+    let storage =
+        Arc::new(ObjectStore::connect(&config.object_storage, &bucket, ca_pem.as_deref()).await?);
     let planned = plan(&storage, &prefix, &selection, params).await?;
     let fetcher = Arc::new(Fetcher::new(config)?);
     host.store.remove_stale_temps();
@@ -380,6 +385,7 @@ async fn run_model(
             served_from: None,
             task_id: None,
             attempts: 0,
+            hard_linked: false,
         });
     } else {
         progress.set_phase(Phase::Downloading);
@@ -411,6 +417,7 @@ async fn run_model(
             served_from: Some(fetched.served_from),
             task_id: fetched.task_id,
             attempts: fetched.attempts,
+            hard_linked: fetched.hard_linked,
         });
     }
 
@@ -485,9 +492,7 @@ fn keep_previous(store: &ModelStore, file_name: &str) -> Result<Option<PathBuf>>
     if !current.exists() {
         return Ok(None);
     }
-    let backup = store
-        .dir()
-        .join(format!(".{file_name}.dfprev-{}", std::process::id()));
+    let backup = store.backup_path(file_name);
     let _ = std::fs::remove_file(&backup);
     std::fs::hard_link(&current, &backup).map_err(|e| store.write_error(file_name, e))?;
     Ok(Some(backup))

@@ -46,8 +46,17 @@ pub struct ObjectStore {
 }
 
 impl ObjectStore {
-    pub async fn connect(cfg: &ObjectStorageConfig, bucket: &str) -> Result<Self> {
+    /// `ca_pem`: extra CA certificates to trust (`download.ca_cert`), for
+    /// stores whose certificate a private CA signed.
+    pub async fn connect(
+        cfg: &ObjectStorageConfig,
+        bucket: &str,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(pem) = ca_pem {
+            loader = loader.http_client(http_client_trusting(pem)?);
+        }
         if let (Some(access_key), Some(secret_key)) = (&cfg.access_key, &cfg.secret_key) {
             loader = loader.credentials_provider(Credentials::new(
                 access_key.clone(),
@@ -166,16 +175,26 @@ impl ObjectStore {
             SdkError::TimeoutError(_) => {
                 CoreError::Timeout(format!("object storage did not answer for {object}"))
             }
-            SdkError::DispatchFailure(failure) => CoreError::Storage(format!(
-                "could not reach object storage for {object}: {}",
-                if failure.is_timeout() {
+            SdkError::DispatchFailure(failure) => {
+                // The cause chain names TLS failures; it holds no secrets
+                // (listing and HEAD URLs are not presigned).
+                let detail = aws_sdk_s3::error::DisplayErrorContext(&err).to_string();
+                let reason = if detail.to_ascii_lowercase().contains("certificate") {
+                    format!(
+                        "its TLS certificate is not trusted ({}); if a private CA signed it, set download.ca_cert",
+                        certificate_cause(&detail)
+                    )
+                } else if failure.is_timeout() {
                     "timed out".to_string()
                 } else if failure.is_io() {
                     "connection failed".to_string()
                 } else {
                     "request could not be sent".to_string()
-                }
-            )),
+                };
+                CoreError::Storage(format!(
+                    "could not reach object storage for {object}: {reason}"
+                ))
+            }
             SdkError::ResponseError(_) => CoreError::Storage(format!(
                 "object storage sent an unreadable answer for {object}"
             )),
@@ -189,6 +208,30 @@ impl ObjectStore {
             _ => CoreError::Storage(format!("request for {object} failed")),
         }
     }
+}
+
+/// An HTTPS client for the S3 API that trusts `ca_pem` besides the system
+/// roots.
+fn http_client_trusting(ca_pem: &[u8]) -> Result<aws_sdk_s3::config::SharedHttpClient> {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+    let context = TlsContext::builder()
+        .with_trust_store(TrustStore::default().with_pem_certificate(ca_pem.to_vec()))
+        .build()
+        .map_err(|e| CoreError::Internal(format!("TLS setup of the S3 client: {e}")))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https())
+}
+
+/// The part of an SDK error chain that says what was wrong with the
+/// certificate (`invalid peer certificate: UnknownIssuer`).
+fn certificate_cause(detail: &str) -> &str {
+    detail
+        .split(": ")
+        .find(|part| part.to_ascii_lowercase().contains("certificate"))
+        .map(str::trim)
+        .unwrap_or("certificate rejected")
 }
 
 /// The HTTP status of a raw SDK response, for HEAD errors without a body.

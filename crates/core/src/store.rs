@@ -22,6 +22,9 @@ use crate::error::{is_no_space, CoreError, Result};
 const MAX_NAME_BYTES: usize = 255;
 const LEDGER_DIR: &str = ".dragonfly-endpoint";
 const TEMP_MARKER: &str = ".dfpart-";
+/// Marks the hard link that keeps the previous archive while its
+/// replacement registers.
+const BACKUP_MARKER: &str = ".dfprev-";
 
 /// Checks a model store file name taken from a request or an object key.
 pub fn validate_file_name(name: &str) -> Result<()> {
@@ -103,15 +106,26 @@ impl ModelStore {
         self.dir.join(file_name)
     }
 
-    /// A new hidden temporary file next to where `file_name` will land.
-    pub fn create_temp(&self, file_name: &str) -> Result<TempArchive> {
+    /// A fresh hidden name next to where `file_name` will land; whatever
+    /// another writer (the Dragonfly peer) puts there is removed on drop
+    /// unless committed.
+    pub fn reserve_temp(&self, file_name: &str) -> TempArchive {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let unique = format!(
             "{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let path = self.dir.join(format!(".{file_name}{TEMP_MARKER}{unique}"));
+        TempArchive {
+            path: self.dir.join(format!(".{file_name}{TEMP_MARKER}{unique}")),
+            file: None,
+        }
+    }
+
+    /// A new hidden temporary file next to where `file_name` will land.
+    pub fn create_temp(&self, file_name: &str) -> Result<TempArchive> {
+        let mut temp = self.reserve_temp(file_name);
+        let path = std::mem::take(&mut temp.path);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -121,6 +135,13 @@ impl ModelStore {
             path,
             file: Some(file),
         })
+    }
+
+    /// Where the previous archive of `file_name` is kept (a hard link) while
+    /// its replacement registers.
+    pub fn backup_path(&self, file_name: &str) -> PathBuf {
+        self.dir
+            .join(format!(".{file_name}{BACKUP_MARKER}{}", std::process::id()))
     }
 
     /// Maps a write failure to 507 when the disk is full.
@@ -145,7 +166,10 @@ impl ModelStore {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let Some((_, suffix)) = name.split_once(TEMP_MARKER) else {
+            let Some((_, suffix)) = name
+                .split_once(TEMP_MARKER)
+                .or_else(|| name.split_once(BACKUP_MARKER))
+            else {
                 continue;
             };
             let writer_alive = suffix
@@ -382,9 +406,16 @@ mod tests {
         let store = ModelStore::open(dir.path()).unwrap();
         let stale = dir.path().join(".a.mar.dfpart-999999999-0");
         fs::write(&stale, b"x").unwrap();
+        // A backup kept by a JVM that crashed before registration ended.
+        let stale_backup = dir.path().join(".a.mar.dfprev-999999999");
+        fs::write(&stale_backup, b"x").unwrap();
+        let own_backup = store.backup_path("b.mar");
+        fs::write(&own_backup, b"x").unwrap();
         fs::write(dir.path().join("keep.mar"), b"x").unwrap();
         store.remove_stale_temps();
         assert!(!stale.exists());
+        assert!(!stale_backup.exists());
+        assert!(own_backup.exists(), "a live process's backup was removed");
         assert!(dir.path().join("keep.mar").exists());
     }
 }
