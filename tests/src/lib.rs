@@ -172,7 +172,15 @@ pub struct DragonflyCluster(pub Server);
 
 impl DragonflyCluster {
     pub fn start(peers: usize) -> DragonflyCluster {
-        DragonflyCluster(Server::start("dragonfly", &["--peers", &peers.to_string()]))
+        Self::start_with(peers, &[])
+    }
+    /// With more arguments of `scripts/testbed/dragonfly start`, e.g.
+    /// `["--proxy-ca", cert, key]`.
+    pub fn start_with(peers: usize, args: &[&str]) -> DragonflyCluster {
+        let peers = peers.to_string();
+        let mut all = vec!["--peers", peers.as_str()];
+        all.extend_from_slice(args);
+        DragonflyCluster(Server::start("dragonfly", &all))
     }
     /// `http://127.0.0.1:port` of peer `i` (1-based).
     pub fn proxy(&self, i: usize) -> String {
@@ -282,6 +290,37 @@ pub fn make_mar(name: &str, size_mb: f64, out_dir: &Path, seed: u32) -> Mar {
         bytes: info["bytes"].as_u64().expect("bytes"),
         expected: info["expected_y_for_x_1"].as_f64().expect("expected"),
     }
+}
+
+/// Like [`make_mar`], kept in the cache between runs: big archives take a
+/// while to build and are the same every time for a given name, size and
+/// seed.
+pub fn cached_mar(name: &str, size_mb: f64, seed: u32) -> Mar {
+    let dir = cache_dir()
+        .join("fixtures")
+        .join(format!("{name}-{size_mb}mb-seed{seed}"));
+    let meta = dir.join("mar.json");
+    if let Ok(text) = std::fs::read(&meta) {
+        if let Ok(info) = serde_json::from_slice::<serde_json::Value>(&text) {
+            let path = dir.join(format!("{name}.mar"));
+            let bytes = info["bytes"].as_u64().unwrap_or(0);
+            let on_disk = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if let (true, Some(expected)) =
+                (bytes > 0 && on_disk == bytes, info["expected"].as_f64())
+            {
+                return Mar {
+                    path,
+                    bytes,
+                    expected,
+                };
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let mar = make_mar(name, size_mb, &dir, seed);
+    let info = serde_json::json!({"bytes": mar.bytes, "expected": mar.expected});
+    std::fs::write(&meta, info.to_string()).expect("write mar.json");
+    mar
 }
 
 /// Whether a process with this pid is running (a zombie waiting for its
