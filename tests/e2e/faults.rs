@@ -53,12 +53,19 @@ fn peer_faults_refused_archives_and_concurrent_pulls() {
     assert_eq!(infer(&ts, "corrupt"), Err(404));
 
     // Two callers, one model, at once: one download, one registration.
+    let sent_before = origin.s3.sent_bytes();
     let (a, b) = thread::scope(|scope| {
         let first = scope.spawn(|| call(&ts, "PUT", "/dragonfly?model=twin.mar"));
         let second = scope.spawn(|| call(&ts, "PUT", "/dragonfly?model=twin.mar"));
         (first.join().unwrap(), second.join().unwrap())
     });
     assert_eq!((a.0, b.0), (200, 200), "{:#}\n{:#}", a.1, b.1);
+    let sent = origin.s3.sent_bytes() - sent_before;
+    assert!(
+        sent < twin.bytes + twin.bytes / 10,
+        "the object store sent {sent} bytes for a {}-byte archive pulled by two callers",
+        twin.bytes
+    );
     let actions: Vec<&Value> = [&a.1, &b.1]
         .iter()
         .map(|r| &model(r, "twin.mar")["download"]["action"])

@@ -6,7 +6,11 @@
 mod bad_input;
 mod docs;
 mod faults;
+mod front;
+mod load;
 mod plugin;
 mod pull;
+mod reliability;
 mod smoke;
+mod tls;
 mod util;

@@ -1,50 +1,16 @@
 //! The core's pulls outside TorchServe, through the CLI and the library:
 //! listing, skip-when-unchanged, P2P sharing between peers, atomicity.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread;
 
 use dragonfly_endpoint_core::config::Config;
 use dragonfly_endpoint_core::storage::ObjectStore;
 use dragonfly_endpoint_testbed::{make_mar, TorchServe};
 use serde_json::{json, Value};
 
+use crate::front::CuttingFront;
 use crate::util::*;
-
-/// The CLI binary next to this test binary (target/<profile>/).
-fn cli() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let cli = dir.join("dragonfly-endpoint");
-    assert!(
-        cli.exists(),
-        "{} missing: build the CLI first",
-        cli.display()
-    );
-    cli
-}
-
-fn pull(config: &Path, store: &Path, extra: &[&str]) -> (i32, Value, String) {
-    let output = Command::new(cli())
-        .args(["pull", "--config"])
-        .arg(config)
-        .arg("--model-store")
-        .arg(store)
-        .args(extra)
-        .output()
-        .unwrap();
-    let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (
-        output.status.code().unwrap_or(-1),
-        report,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn cli_pulls_all_with_progress_and_registers_over_http() {
@@ -69,7 +35,7 @@ fn cli_pulls_all_with_progress_and_registers_over_http() {
 
     // Progress bars are drawn on a terminal only; --no-progress is not given
     // so the code path runs, and stdout stays pure JSON.
-    let (code, report, stderr) = pull(
+    let (code, report, stderr) = pull_with_cli(
         &config,
         &store,
         &[
@@ -87,7 +53,7 @@ fn cli_pulls_all_with_progress_and_registers_over_http() {
         assert_close(infer(&ts, &format!("cli{}", i + 1)).unwrap(), mar.expected);
     }
     // Unchanged archives are not downloaded again.
-    let (code, report, _) = pull(
+    let (code, report, _) = pull_with_cli(
         &config,
         &store,
         &["--model", "sub dir/cli1.mar", "--no-progress"],
@@ -148,7 +114,8 @@ fn cli_pulls_all_with_progress_and_registers_over_http() {
 
     // A missing object: exit 1, a 404 in the report, nothing written.
     let before = entries(&store);
-    let (code, report, _) = pull(&config, &store, &["--model", "nope.mar", "--no-progress"]);
+    let (code, report, _) =
+        pull_with_cli(&config, &store, &["--model", "nope.mar", "--no-progress"]);
     assert_eq!(code, 1);
     assert_eq!(report["code"], 404, "{report:#}");
     assert_eq!(entries(&store), before);
@@ -167,7 +134,7 @@ fn listing_follows_pagination_past_1000_objects() {
     let config = Config::load(&config_path).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let store = ObjectStore::connect(&config.object_storage, BUCKET)
+        let store = ObjectStore::connect(&config.object_storage, BUCKET, None)
             .await
             .unwrap();
         let client = s3_client(&origin).await;
@@ -247,7 +214,7 @@ fn second_peer_gets_the_archive_without_the_store_sending_it_again() {
     let (store_a, store_b) = (work.path().join("store-a"), work.path().join("store-b"));
 
     let sent_before = origin.s3.sent_bytes();
-    let (code, first, _) = pull(
+    let (code, first, _) = pull_with_cli(
         &config_a,
         &store_a,
         &["--model", "shared.mar", "--no-progress"],
@@ -255,7 +222,7 @@ fn second_peer_gets_the_archive_without_the_store_sending_it_again() {
     assert_eq!(code, 0, "{first:#}");
     let sent_first = origin.s3.sent_bytes() - sent_before;
     // Each pull presigns its own URL: the signatures differ, the task not.
-    let (code, second, _) = pull(
+    let (code, second, _) = pull_with_cli(
         &config_b,
         &store_b,
         &["--model", "shared.mar", "--no-progress"],
@@ -286,82 +253,13 @@ fn second_peer_gets_the_archive_without_the_store_sending_it_again() {
     );
 }
 
-/// A TCP front for the S3 server that cuts every connection after
-/// `limit` response bytes: the origin closing mid-transfer.
-struct CuttingFront {
-    addr: String,
-    stop: Arc<AtomicBool>,
-    cuts: Arc<AtomicU64>,
-}
-
-impl CuttingFront {
-    fn start(target: &str, limit: u64) -> CuttingFront {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = format!("http://{}", listener.local_addr().unwrap());
-        let target = target.trim_start_matches("http://").to_string();
-        let stop = Arc::new(AtomicBool::new(false));
-        let cuts = Arc::new(AtomicU64::new(0));
-        let (stop2, cuts2) = (stop.clone(), cuts.clone());
-        thread::spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((client, _)) => {
-                        client.set_nonblocking(false).unwrap();
-                        let upstream = TcpStream::connect(&target).unwrap();
-                        relay(client, upstream, limit, cuts2.clone());
-                    }
-                    Err(_) => thread::sleep(std::time::Duration::from_millis(5)),
-                }
-            }
-        });
-        CuttingFront { addr, stop, cuts }
-    }
-}
-
-impl Drop for CuttingFront {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-fn relay(client: TcpStream, upstream: TcpStream, limit: u64, cuts: Arc<AtomicU64>) {
-    let (mut c_read, mut u_write) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-    thread::spawn(move || {
-        let _ = std::io::copy(&mut c_read, &mut u_write);
-        let _ = u_write.shutdown(Shutdown::Write);
-    });
-    let (mut u_read, mut c_write) = (upstream, client);
-    thread::spawn(move || {
-        let mut sent = 0u64;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match u_read.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            let allowed = (limit - sent).min(n as u64) as usize;
-            if c_write.write_all(&buf[..allowed]).is_err() {
-                break;
-            }
-            sent += allowed as u64;
-            if sent >= limit {
-                cuts.fetch_add(1, Ordering::Relaxed);
-                break;
-            }
-        }
-        let _ = c_write.shutdown(Shutdown::Both);
-        let _ = u_read.shutdown(Shutdown::Both);
-    });
-}
-
 #[test]
 fn origin_closing_mid_transfer_leaves_no_file_and_previous_archive_intact() {
     let origin = Origin::start(1);
     let work = tempfile::tempdir().unwrap();
     let mar = make_mar("cut", 8.0, &work.path().join("mars"), 9);
     origin.upload(&format!("{PREFIX}cut.mar"), &mar.path);
-    let front = CuttingFront::start(origin.s3.endpoint(), 1 << 20);
+    let front = CuttingFront::start(origin.s3.endpoint(), 1 << 20, u64::MAX);
     let mut config: Value = serde_json::from_slice(
         &std::fs::read(write_config(
             &work.path().join("cfg"),
@@ -380,16 +278,13 @@ fn origin_closing_mid_transfer_leaves_no_file_and_previous_archive_intact() {
     let store = work.path().join("store");
     std::fs::create_dir_all(&store).unwrap();
     std::fs::write(store.join("cut.mar"), b"previous archive").unwrap();
-    let (code, report, stderr) = pull(
+    let (code, report, stderr) = pull_with_cli(
         &config_path,
         &store,
         &["--model", "cut.mar", "--no-progress"],
     );
     assert_ne!(code, 0, "{report:#}\n{stderr}");
-    assert!(
-        front.cuts.load(Ordering::Relaxed) > 0,
-        "the front never cut a transfer"
-    );
+    assert!(front.cuts() > 0, "the front never cut a transfer");
     let status = report["models"][0]["status"].as_u64().unwrap_or(0);
     assert!(status >= 500, "{report:#}");
     assert_eq!(
@@ -436,7 +331,8 @@ fn full_disk_is_507_and_keeps_the_previous_archive() {
     let store = Tmpfs::mount(work.path().join("store"), "4m");
     std::fs::write(store.0.join("big.mar"), vec![7u8; 1 << 20]).unwrap();
 
-    let (code, report, stderr) = pull(&config, &store.0, &["--model", "big.mar", "--no-progress"]);
+    let (code, report, stderr) =
+        pull_with_cli(&config, &store.0, &["--model", "big.mar", "--no-progress"]);
     assert_eq!(code, 1, "{report:#}\n{stderr}");
     assert_eq!(report["code"], 507, "{report:#}");
     assert_eq!(
@@ -448,4 +344,57 @@ fn full_disk_is_507_and_keeps_the_previous_archive() {
         vec![7u8; 1 << 20]
     );
     assert_eq!(entries(&store.0), vec!["big.mar".to_string()]);
+}
+
+#[test]
+fn a_warm_archive_is_hard_linked_from_the_peer_cache() {
+    use std::os::unix::fs::MetadataExt;
+    let origin = Origin::start(1);
+    let work = tempfile::tempdir().unwrap();
+    let mar = make_mar("warm", 16.0, &work.path().join("mars"), 13);
+    origin.upload(&format!("{PREFIX}warm.mar"), &mar.path);
+    let archive = std::fs::read(&mar.path).unwrap();
+    let pull_into = |store: &str, download: Value| {
+        let dir = work.path().join(store);
+        let config = write_config(
+            &dir.join("cfg"),
+            &origin.s3,
+            &origin.dragonfly.proxy(1),
+            json!({ "download": download }),
+        );
+        let store = dir.join("store");
+        let (code, report, stderr) =
+            pull_with_cli(&config, &store, &["--model", "warm.mar", "--no-progress"]);
+        assert_eq!(code, 0, "{report:#}\n{stderr}");
+        assert_eq!(std::fs::read(store.join("warm.mar")).unwrap(), archive);
+        assert_no_partial_files(&store);
+        (report["models"][0]["download"].clone(), store)
+    };
+
+    // Cold: streamed through the proxy (a cold task is never linked).
+    let (cold, _) = pull_into("a", json!({}));
+    assert_eq!(cold["served_from"], "dragonfly", "{cold:#}");
+    assert!(cold.get("hard_linked").is_none(), "{cold:#}");
+
+    // Warm, into an empty store: the peer links its finished task.
+    let (warm, store) = pull_into("b", json!({}));
+    assert_eq!(warm["hard_linked"], true, "{warm:#}");
+    assert_eq!(warm["served_from"], "dragonfly_cache", "{warm:#}");
+    assert_eq!(warm["bytes"], mar.bytes);
+    let linked = std::fs::metadata(store.join("warm.mar")).unwrap();
+    assert!(linked.nlink() >= 2, "not a hard link of the peer's file");
+    println!(
+        "warm pull of {} MiB by hard link: {:.1} ms",
+        mar.bytes >> 20,
+        warm["seconds"].as_f64().unwrap() * 1e3
+    );
+
+    // Switched off: streamed from the peer's cache.
+    let (streamed, store) = pull_into("c", json!({"hard_link": "off"}));
+    assert!(streamed.get("hard_linked").is_none(), "{streamed:#}");
+    assert_eq!(streamed["served_from"], "dragonfly_cache", "{streamed:#}");
+    assert_eq!(
+        std::fs::metadata(store.join("warm.mar")).unwrap().nlink(),
+        1
+    );
 }

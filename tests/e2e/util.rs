@@ -2,6 +2,7 @@
 //! config file the plugin reads, and HTTP calls as an operator makes them.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use dragonfly_endpoint_testbed::{plugins_dir, DragonflyCluster, S3Server, TorchServe};
@@ -187,4 +188,35 @@ pub fn torchserve_with_plugin(config: &Path) -> (tempfile::TempDir, TorchServe) 
         &format!("dragonfly_endpoint_config={}\n", config.display()),
     );
     (plugins, ts)
+}
+
+/// The CLI binary next to this test binary (target/<profile>/).
+pub fn cli() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let cli = dir.join("dragonfly-endpoint");
+    assert!(
+        cli.exists(),
+        "{} missing: build the CLI first",
+        cli.display()
+    );
+    cli
+}
+
+/// Runs `dragonfly-endpoint pull`: exit code, the JSON report, stderr.
+pub fn pull_with_cli(config: &Path, store: &Path, extra: &[&str]) -> (i32, Value, String) {
+    let output = Command::new(cli())
+        .args(["pull", "--config"])
+        .arg(config)
+        .arg("--model-store")
+        .arg(store)
+        .args(extra)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (
+        output.status.code().unwrap_or(-1),
+        report,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }

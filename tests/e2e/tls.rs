@@ -1,0 +1,236 @@
+//! TLS is verified by default, towards the Dragonfly proxy and the object
+//! store; a private CA is trusted through `download.ca_cert`; turning
+//! verification off takes `download.tls_verify: false` and logs a warning.
+//!
+//! The TLS endpoints are real TLS (tests/support/tls_front.py terminates it
+//! in front of the real dfdaemon proxy and the real S3 server) with
+//! certificates from a throwaway CA made by `openssl`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use dragonfly_endpoint_testbed::{make_mar, python, repo_root, DragonflyCluster, S3Server};
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+/// A throwaway CA and a server certificate it signed for 127.0.0.1.
+struct Pki {
+    ca_cert: PathBuf,
+    ca_key: PathBuf,
+    leaf_cert: PathBuf,
+    leaf_key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (apt package openssl)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn make_pki(dir: &Path) -> Pki {
+    std::fs::create_dir_all(dir).unwrap();
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    let mut ca = vec!["req", "-x509", "-nodes", "-days", "2"];
+    ca.extend_from_slice(&ec);
+    ca.extend_from_slice(&[
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=dragonfly-endpoint test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req", "-nodes"];
+    csr.extend_from_slice(&ec);
+    csr.extend_from_slice(&[
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.pem",
+        ],
+    );
+    Pki {
+        ca_cert: dir.join("ca.pem"),
+        ca_key: dir.join("ca.key"),
+        leaf_cert: dir.join("leaf.pem"),
+        leaf_key: dir.join("leaf.key"),
+    }
+}
+
+/// TLS in front of a plain TCP server.
+struct TlsFront {
+    child: Child,
+    /// `https://127.0.0.1:port`
+    url: String,
+}
+
+impl TlsFront {
+    fn start(target_url: &str, pki: &Pki) -> TlsFront {
+        let target = target_url
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        let mut child = Command::new(python())
+            .arg(repo_root().join("tests/support/tls_front.py"))
+            .arg("--cert")
+            .arg(&pki.leaf_cert)
+            .arg("--key")
+            .arg(&pki.leaf_key)
+            .args(["--target", target])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start tls_front.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("tls_front.py prints its port");
+        let port: u16 = line.trim().parse().expect("a port");
+        TlsFront {
+            child,
+            url: format!("https://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A config with the given proxy, store endpoint and download options.
+fn config(dir: &Path, s3: &S3Server, proxy: &str, endpoint: &str, download: Value) -> PathBuf {
+    let path = write_config(dir, s3, proxy, json!({ "download": download }));
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["object_storage"]["endpoint"] = endpoint.into();
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn tls_is_verified_by_default_and_a_private_ca_can_be_trusted() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = make_pki(&work.path().join("pki"));
+    let s3 = S3Server::start();
+    s3.mb(BUCKET);
+    // The peers intercept HTTPS with certificates our CA signs.
+    let dragonfly = DragonflyCluster::start_with(
+        1,
+        &[
+            "--proxy-ca",
+            pki.ca_cert.to_str().unwrap(),
+            pki.ca_key.to_str().unwrap(),
+        ],
+    );
+    let mar = make_mar("tls", 2.0, &work.path().join("mars"), 51);
+    s3.put(BUCKET, &format!("{PREFIX}tls.mar"), &mar.path);
+    let tls_proxy = TlsFront::start(&dragonfly.proxy(1), &pki);
+    let tls_store = TlsFront::start(s3.endpoint(), &pki);
+    let ca = pki.ca_cert.display().to_string();
+    let archive = std::fs::read(&mar.path).unwrap();
+
+    let mut case = 0;
+    let mut pull = |proxy: &str, endpoint: &str, download: Value| {
+        case += 1;
+        let dir = work.path().join(format!("case{case}"));
+        let config = config(&dir.join("cfg"), &s3, proxy, endpoint, download);
+        let store = dir.join("store");
+        let (code, report, stderr) =
+            pull_with_cli(&config, &store, &["--model", "tls.mar", "--no-progress"]);
+        (code, report, stderr, store)
+    };
+    let failed = |code: i32, report: &Value, store: &Path, kind: &str| -> String {
+        assert_eq!(code, 1, "{report:#}");
+        assert_eq!(report["code"], 502, "{report:#}");
+        let error = &report["models"][0]["error"];
+        let error = if error.is_null() { report } else { error };
+        assert_eq!(error["type"], kind, "{report:#}");
+        assert!(!store.join("tls.mar").exists());
+        assert_no_partial_files(store);
+        error["message"].as_str().unwrap_or_default().to_string()
+    };
+
+    // 1. A proxy whose certificate nobody trusts: refused, 502 naming it.
+    let (code, report, _, store) = pull(&tls_proxy.url, s3.endpoint(), json!({}));
+    let message = failed(code, &report, &store, "DragonflyPeerException");
+    assert!(
+        message.contains(&tls_proxy.url) && message.contains("certificate"),
+        "{message}"
+    );
+
+    // 2. The same proxy with its CA trusted: the pull works.
+    let (code, report, stderr, store) = pull(&tls_proxy.url, s3.endpoint(), json!({"ca_cert": ca}));
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    assert_eq!(std::fs::read(store.join("tls.mar")).unwrap(), archive);
+    assert!(!stderr.contains("verification is OFF"), "{stderr}");
+
+    // 3. Verification off takes an explicit key, and says so in the log.
+    let (code, report, stderr, store) =
+        pull(&tls_proxy.url, s3.endpoint(), json!({"tls_verify": false}));
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    assert_eq!(std::fs::read(store.join("tls.mar")).unwrap(), archive);
+    assert!(
+        stderr.contains("WARN") && stderr.contains("TLS certificate verification is OFF"),
+        "{stderr}"
+    );
+
+    // 4. An object store whose certificate nobody trusts: refused, 502.
+    let (code, report, _, store) = pull(&dragonfly.proxy(1), &tls_store.url, json!({}));
+    let message = failed(code, &report, &store, "ObjectStorageException");
+    assert!(
+        message.contains("certificate") && message.contains("download.ca_cert"),
+        "{message}"
+    );
+
+    // 5. The store's CA trusted: listed over TLS, and the object fetched
+    //    through the peer, which intercepts HTTPS with the same CA.
+    let (code, report, stderr, store) =
+        pull(&dragonfly.proxy(1), &tls_store.url, json!({"ca_cert": ca}));
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    assert_eq!(std::fs::read(store.join("tls.mar")).unwrap(), archive);
+    assert_eq!(
+        report["models"][0]["download"]["served_from"], "dragonfly",
+        "{report:#}"
+    );
+}
