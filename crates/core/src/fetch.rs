@@ -9,6 +9,7 @@
 //! honours it; the length and, when the store gave one, the MD5 are checked
 //! before the caller may commit the file.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -211,31 +212,36 @@ impl Fetcher {
         file_name: &str,
         progress: &Progress,
     ) -> Result<(TempArchive, Fetched)> {
-        let mut task_was_cold = false;
-        if self.hard_link {
-            match self.link_finished_task(target, store, file_name).await {
-                Link::Linked(temp, fetched) => {
-                    progress.set_bytes(fetched.bytes);
-                    return Ok((temp, fetched));
-                }
-                Link::TaskNotFinished => task_was_cold = true,
-                Link::Unavailable => {}
-            }
-        }
+        // The first attempt through the peer asks it to hard-link the task
+        // into this hidden name; kept only if the task was already finished.
+        let link = self.hard_link.then(|| store.reserve_temp(file_name));
         let temp = store.create_temp(file_name)?;
         let (sink, writer) = spawn_writer(temp, store.clone(), file_name.to_string());
-        let result = self.transfer(target, &sink, progress).await;
+        let result = self
+            .transfer(
+                target,
+                link.as_ref().map(TempArchive::path),
+                &sink,
+                progress,
+            )
+            .await;
         drop(sink);
         let written = writer
             .await
             .map_err(|e| CoreError::Internal(format!("writer thread: {e}")))?;
-        let mut fetched = result?;
-        if task_was_cold && fetched.served_from == ServedFrom::DragonflyCache {
-            // The probe started the task; a small one finished before the
-            // stream began, but this pull is what brought it to the peer.
-            fetched.served_from = ServedFrom::Dragonfly;
+        // A writer failure (a full disk) is the cause of whatever the
+        // network side then reported ("writer stopped").
+        let written = match (written, result) {
+            (Err(writer_err), _) => return Err(writer_err),
+            (Ok(_), Err(transfer_err)) => return Err(transfer_err),
+            (Ok(written), Ok(fetched)) => (written, fetched),
+        };
+        let ((temp, bytes, md5), mut fetched) = written;
+        if fetched.hard_linked {
+            if let Some(link) = link {
+                return Ok((link, fetched));
+            }
         }
-        let (temp, bytes, md5) = written?;
         fetched.bytes = bytes;
         if bytes != target.size {
             return Err(CoreError::LengthMismatch {
@@ -257,132 +263,13 @@ impl Fetcher {
         Ok((temp, fetched))
     }
 
-    /// When the local peer has finished the task already, asks it to
-    /// hard-link the task's file into a hidden name of the store: a warm
-    /// pull of any size in milliseconds. `None` means "stream instead": the
-    /// task is not finished (on a cold task the linked file would appear
-    /// before its content), or the link failed (another filesystem, no
-    /// permission). The length is checked; the content is the peer's
-    /// finished task, which dfdaemon verified piece by piece.
-    async fn link_finished_task(
-        &self,
-        target: &FetchTarget,
-        store: &ModelStore,
-        file_name: &str,
-    ) -> Link {
-        match self.probe_task(target).await {
-            Some(true) => {}
-            Some(false) => return Link::TaskNotFinished,
-            None => return Link::Unavailable,
-        }
-        match self.hard_link_task(target, store, file_name).await {
-            Some((temp, fetched)) => Link::Linked(temp, fetched),
-            None => Link::Unavailable,
-        }
-    }
-
-    /// A one-byte GET through the peer: whether its task is finished
-    /// locally (`None`: the probe itself failed).
-    async fn probe_task(&self, target: &FetchTarget) -> Option<bool> {
-        let probe = self
-            .via_peer
-            .get(&target.url)
-            .headers(self.headers.clone())
-            .header(RANGE, "bytes=0-0")
-            .send()
-            .await;
-        let probe = match probe {
-            Ok(probe) if probe.status().is_success() => probe,
-            Ok(probe) => {
-                tracing::debug!("probe of {} answered {}", target.object, probe.status());
-                return None;
-            }
-            Err(e) => {
-                tracing::debug!(
-                    "probe of {} failed: {}",
-                    target.object,
-                    describe_http_error(e)
-                );
-                return None;
-            }
-        };
-        let finished = probe
-            .headers()
-            .get(header::TASK_DOWNLOAD_FINISHED)
-            .is_some_and(|v| v == "true");
-        tracing::debug!("probe of {}: task finished: {finished}", target.object);
-        Some(finished)
-    }
-
-    /// Asks the peer to hard-link its finished task into a hidden name of
-    /// the store; checks the length.
-    async fn hard_link_task(
-        &self,
-        target: &FetchTarget,
-        store: &ModelStore,
-        file_name: &str,
-    ) -> Option<(TempArchive, Fetched)> {
-        let temp = store.reserve_temp(file_name);
-        let output_path = temp.path().to_str()?.to_string();
-        let linked = self
-            .via_peer
-            .get(&target.url)
-            .headers(self.headers.clone())
-            .header(RANGE, "bytes=0-0")
-            .header(header::OUTPUT_PATH, output_path)
-            .header(header::FORCE_HARD_LINK, "true")
-            .send()
-            .await;
-        let response = match linked {
-            Ok(response) if response.status().is_success() => response,
-            Ok(response) => {
-                tracing::info!(
-                    "peer could not hard-link {} into the model store ({}); streaming it",
-                    target.object,
-                    response.status()
-                );
-                return None;
-            }
-            Err(e) => {
-                tracing::info!(
-                    "peer could not hard-link {}: {}; streaming it",
-                    target.object,
-                    describe_http_error(e)
-                );
-                return None;
-            }
-        };
-        let task_id = response
-            .headers()
-            .get(header::TASK_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        drop(response);
-        let size = std::fs::metadata(temp.path()).ok()?.len();
-        if size != target.size {
-            tracing::warn!(
-                "peer linked {} with {size} bytes, expected {}; streaming it",
-                target.object,
-                target.size
-            );
-            return None;
-        }
-        Some((
-            temp,
-            Fetched {
-                bytes: size,
-                served_from: ServedFrom::DragonflyCache,
-                task_id,
-                attempts: 1,
-                hard_linked: true,
-            },
-        ))
-    }
-
     /// Runs attempts until the whole object has been handed to the writer.
+    /// `link`: where the first request through the peer asks it to
+    /// hard-link the task (see [`Attempt::LinkRefused`]).
     async fn transfer(
         &self,
         target: &FetchTarget,
+        mut link: Option<&Path>,
         sink: &WriterSink,
         progress: &Progress,
     ) -> Result<Fetched> {
@@ -396,11 +283,28 @@ impl Fetcher {
             } else {
                 &self.via_peer
             };
+            let ask_link = if use_direct || offset > 0 {
+                None
+            } else {
+                link.take()
+            };
             match self
-                .attempt(client, !use_direct, target, offset, sink, progress)
+                .attempt(
+                    client,
+                    !use_direct,
+                    target,
+                    offset,
+                    ask_link,
+                    sink,
+                    progress,
+                )
                 .await
             {
-                Ok((served_from, task_id)) => {
+                Ok(Attempt::Done {
+                    served_from,
+                    task_id,
+                    hard_linked,
+                }) => {
                     let served_from = if use_direct {
                         ServedFrom::Source
                     } else {
@@ -411,8 +315,15 @@ impl Fetcher {
                         served_from,
                         task_id,
                         attempts,
-                        hard_linked: false,
+                        hard_linked,
                     });
+                }
+                Ok(Attempt::LinkRefused(status)) => {
+                    tracing::info!(
+                        "peer refused to hard-link {} into the model store ({status}); streaming it",
+                        target.object
+                    );
+                    attempts -= 1;
                 }
                 Err(err @ CoreError::PeerUnreachable { .. })
                     if !use_direct && self.direct.is_some() =>
@@ -445,20 +356,31 @@ impl Fetcher {
         }
     }
 
-    /// One GET, from `offset` on. Returns where the peer says the bytes came
-    /// from and its task ID.
+    /// One GET, from `offset` on. With `link`, the peer is asked to
+    /// hard-link its task file to that path; when the task was already
+    /// finished (a local cache hit), the linked file is the whole archive
+    /// and the body is not read. On a cold task the linked file would
+    /// appear before its content, so the body is streamed as usual and the
+    /// caller drops the link.
+    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
         client: &reqwest::Client,
         via_peer: bool,
         target: &FetchTarget,
         offset: u64,
+        link: Option<&Path>,
         sink: &WriterSink,
         progress: &Progress,
-    ) -> Result<(ServedFrom, Option<String>)> {
+    ) -> Result<Attempt> {
         let mut request = client.get(&target.url);
         if via_peer {
             request = request.headers(self.headers.clone());
+        }
+        if let Some(path) = link.and_then(Path::to_str) {
+            request = request
+                .header(header::OUTPUT_PATH, path)
+                .header(header::FORCE_HARD_LINK, "true");
         }
         if offset > 0 {
             request = request.header(RANGE, format!("bytes={offset}-"));
@@ -495,6 +417,11 @@ impl Fetcher {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        if !status.is_success() && link.is_some() {
+            // Another filesystem or no permission; the retry without the
+            // link reports the real error if there is one.
+            return Ok(Attempt::LinkRefused(status));
+        }
         if !status.is_success() {
             return Err(self.error_status(
                 target,
@@ -517,6 +444,22 @@ impl Fetcher {
             Some("true") => ServedFrom::DragonflyCache,
             _ => ServedFrom::Dragonfly,
         };
+        if let (Some(path), ServedFrom::DragonflyCache) = (link, served_from) {
+            let linked = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            if linked == target.size {
+                progress.set_bytes(target.size);
+                return Ok(Attempt::Done {
+                    served_from,
+                    task_id,
+                    hard_linked: true,
+                });
+            }
+            tracing::warn!(
+                "peer linked {} with {linked} bytes, expected {}; streaming it",
+                target.object,
+                target.size
+            );
+        }
 
         let mut stream = response.bytes_stream();
         let mut block = BytesMut::with_capacity(BLOCK_SIZE);
@@ -555,7 +498,11 @@ impl Fetcher {
                 ),
             });
         }
-        Ok((served_from, task_id))
+        Ok(Attempt::Done {
+            served_from,
+            task_id,
+            hard_linked: false,
+        })
     }
 
     fn error_status(
@@ -686,13 +633,17 @@ fn spawn_writer(
     (WriterSink { blocks: tx }, handle)
 }
 
-/// What became of an attempt to take a finished task by hard link.
-enum Link {
-    Linked(TempArchive, Fetched),
-    /// The peer does not have the whole task yet: stream it.
-    TaskNotFinished,
-    /// Switched off by the peer's answer or the filesystem: stream it.
-    Unavailable,
+/// How one GET ended.
+enum Attempt {
+    Done {
+        /// Where the peer says the bytes came from.
+        served_from: ServedFrom,
+        task_id: Option<String>,
+        /// The peer's finished task was hard-linked; no body was read.
+        hard_linked: bool,
+    },
+    /// The peer answered a request asking for a hard link with an error.
+    LinkRefused(StatusCode),
 }
 
 /// Keeps the fetcher cheap to share between concurrent pulls.
