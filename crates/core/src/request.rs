@@ -15,7 +15,7 @@ pub type Query = BTreeMap<String, Vec<String>>;
 pub const MAX_QUERY_BYTES: usize = 4096;
 
 /// Parameters of a pull (PUT, and POST for compatibility).
-const PULL_PARAMS: &[&str] = &[
+pub const PULL_PARAMS: &[&str] = &[
     "config",
     "model",
     "bucket",
@@ -33,7 +33,7 @@ const PULL_PARAMS: &[&str] = &[
 ];
 
 /// `file_name` is the pure-Java endpoint's name for `model`.
-const COMPAT_PARAMS: &[&str] = &["file_name"];
+pub const COMPAT_PARAMS: &[&str] = &["file_name"];
 
 /// Which archives a pull wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
