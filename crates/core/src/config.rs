@@ -56,6 +56,10 @@ pub struct Config {
     pub runtime: Option<String>,
     #[serde(default = "default_true")]
     pub synchronous: bool,
+    /// What TorchServe is given to register: the archive unpacked into a
+    /// directory (no unzip on TorchServe's side) or the `.mar` itself.
+    #[serde(default = "default_register_as")]
+    pub register_as: RegisterAs,
     #[serde(default)]
     pub download: DownloadConfig,
     /// Where this config was read from (not a key of the file).
@@ -134,6 +138,18 @@ pub enum Fallback {
     /// A pull goes straight to the object store when the peer cannot be
     /// reached.
     Source,
+}
+
+/// The form in which a pulled archive is registered with TorchServe. The
+/// `.mar` stays in the model store either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterAs {
+    /// Unpacked while it downloads, into a hidden directory of the model
+    /// store kept per archive version; TorchServe loads it as it is.
+    Directory,
+    /// The `.mar`: TorchServe unzips it (on one core) at registration.
+    Mar,
 }
 
 /// Whether a pull may ask the peer to hard-link a finished task into the
@@ -231,6 +247,9 @@ fn default_startup_timeout() -> u32 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_register_as() -> RegisterAs {
+    RegisterAs::Directory
 }
 fn default_hard_link() -> HardLink {
     HardLink::Auto
@@ -438,6 +457,7 @@ impl Config {
             },
             "load_model": self.load_model,
             "register": self.register_defaults(),
+            "register_as": self.register_as,
             "download": {
                 "fallback": self.download.fallback,
                 "concurrency": self.download.concurrency,

@@ -80,6 +80,12 @@ pub enum CoreError {
     #[error("timed out: {0}")]
     Timeout(String),
 
+    /// The archive is a zip that cannot be unpacked safely (a bad CRC, an
+    /// entry name escaping its directory, a truncated entry): TorchServe
+    /// would refuse it too, so it is refused the way TorchServe does.
+    #[error("{object} is not a usable model archive: {reason}")]
+    InvalidArchive { object: String, reason: String },
+
     /// The model store's filesystem is full.
     #[error("no space left in {path} while writing {object}")]
     NoSpace { path: PathBuf, object: String },
@@ -123,7 +129,9 @@ impl CoreError {
     /// purpose: a new variant must choose its status here.
     pub fn status(&self) -> u16 {
         match self {
-            CoreError::InvalidParameter { .. } | CoreError::Config { .. } => 400,
+            CoreError::InvalidParameter { .. }
+            | CoreError::Config { .. }
+            | CoreError::InvalidArchive { .. } => 400,
             CoreError::ConfigPathNotAllowed { .. } => 403,
             CoreError::StorageDenied { status, .. } => match status {
                 401 | 403 => 403,
@@ -163,6 +171,7 @@ impl CoreError {
             CoreError::LengthMismatch { .. } => "ContentLengthMismatchException",
             CoreError::ChecksumMismatch { .. } => "DigestMismatchException",
             CoreError::Timeout(_) => "TimeoutException",
+            CoreError::InvalidArchive { .. } => "InvalidModelException",
             CoreError::NoSpace { .. } => "InsufficientStorageException",
             CoreError::Registration { .. } => "RegistrationException",
             CoreError::Io { .. } => "IOException",

@@ -24,11 +24,13 @@ use crate::config::{Config, Fallback};
 use crate::error::{describe_http_error, CoreError, Result};
 use crate::progress::Progress;
 use crate::store::{ModelStore, TempArchive};
+use crate::unpack::StreamFeed;
 
 /// Dragonfly's proxy headers (dragonfly-client `src/proxy/header.rs`).
 pub mod header {
     pub const FILTERED_QUERY_PARAMS: &str = "X-Dragonfly-Filtered-Query-Params";
     pub const TASK_ID: &str = "X-Dragonfly-Task-ID";
+    pub const TAG: &str = "X-Dragonfly-Tag";
     pub const TASK_DOWNLOAD_FINISHED: &str = "X-Dragonfly-Task-Download-Finished";
     pub const ERROR_TYPE: &str = "X-Dragonfly-Error-Type";
     pub const USE_P2P: &str = "X-Dragonfly-Use-P2P";
@@ -77,6 +79,10 @@ pub struct FetchTarget {
     pub size: u64,
     /// Hex MD5 of the content when the store's ETag is one.
     pub md5: Option<String>,
+    /// The object's ETag. Dragonfly names a task by URL and tag, not by
+    /// content: without the ETag in the tag, a new version uploaded under
+    /// the same key would be served from the old version's task.
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -204,19 +210,21 @@ impl Fetcher {
     }
 
     /// Downloads `target` into a new temporary file of `store`. On success
-    /// the file holds exactly the object; the caller commits it.
+    /// the file holds exactly the object; the caller commits it. `feed`, if
+    /// given, receives every block written, in order (streaming unpack).
     pub async fn fetch(
         &self,
         target: &FetchTarget,
         store: &ModelStore,
         file_name: &str,
         progress: &Progress,
+        feed: Option<StreamFeed>,
     ) -> Result<(TempArchive, Fetched)> {
         // The first attempt through the peer asks it to hard-link the task
         // into this hidden name; kept only if the task was already finished.
         let link = self.hard_link.then(|| store.reserve_temp(file_name));
         let temp = store.create_temp(file_name)?;
-        let (sink, writer) = spawn_writer(temp, store.clone(), file_name.to_string());
+        let (sink, writer) = spawn_writer(temp, store.clone(), file_name.to_string(), feed);
         let result = self
             .transfer(
                 target,
@@ -375,7 +383,7 @@ impl Fetcher {
     ) -> Result<Attempt> {
         let mut request = client.get(&target.url);
         if via_peer {
-            request = request.headers(self.headers.clone());
+            request = request.headers(self.peer_headers(target));
         }
         if let Some(path) = link.and_then(Path::to_str) {
             request = request
@@ -505,6 +513,22 @@ impl Fetcher {
         })
     }
 
+    /// The configured proxy headers, with the object's version added to
+    /// the task tag (after the configured tag, if any).
+    fn peer_headers(&self, target: &FetchTarget) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        if let Some(version) = &target.version {
+            let tag = match headers.get(header::TAG).and_then(|v| v.to_str().ok()) {
+                Some(tag) if !tag.is_empty() => format!("{tag};etag={version}"),
+                _ => format!("etag={version}"),
+            };
+            if let Ok(value) = HeaderValue::from_str(&tag) {
+                headers.insert(header::TAG, value);
+            }
+        }
+        headers
+    }
+
     fn error_status(
         &self,
         target: &FetchTarget,
@@ -602,6 +626,7 @@ fn spawn_writer(
     mut temp: TempArchive,
     store: ModelStore,
     file_name: String,
+    mut feed: Option<StreamFeed>,
 ) -> (WriterSink, tokio::task::JoinHandle<WriterResult>) {
     let (tx, mut rx) = mpsc::channel::<Block>(BLOCKS_IN_FLIGHT);
     let handle = tokio::task::spawn_blocking(move || {
@@ -613,9 +638,16 @@ fn spawn_writer(
                 Block::Data(data) => {
                     hasher.update(&data);
                     written += data.len() as u64;
-                    temp.write_all(&data)
+                    let step = temp.write_all(&data);
+                    if let (Ok(()), Some(feed)) = (&step, feed.as_mut()) {
+                        feed.push(&data);
+                    }
+                    step
                 }
                 Block::Truncate => {
+                    if let Some(feed) = feed.as_mut() {
+                        feed.restart();
+                    }
                     hasher = Md5::new();
                     written = 0;
                     temp.file().and_then(|f| {
@@ -662,6 +694,34 @@ mod tests {
         }
         assert!(names.contains(&"Expires"));
         assert_eq!(names.iter().filter(|n| **n == "X-Amz-Signature").count(), 1);
+    }
+
+    fn fetcher(config: &str) -> Fetcher {
+        let config = Config::parse(config.as_bytes(), Path::new("/c.json")).unwrap();
+        Fetcher::new(&config).unwrap()
+    }
+
+    fn target(version: Option<&str>) -> FetchTarget {
+        FetchTarget {
+            object: "s3://b/a.mar".into(),
+            url: "http://127.0.0.1:1/b/a.mar".into(),
+            size: 1,
+            md5: None,
+            version: version.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_object_version_is_part_of_the_task_tag() {
+        let plain = fetcher(r#"{"object_storage": {}}"#);
+        let tag = |f: &Fetcher, v| f.peer_headers(&target(v)).get(header::TAG).cloned();
+        assert_eq!(tag(&plain, Some("abc")).unwrap(), "etag=abc");
+        assert_eq!(tag(&plain, None), None);
+        let tagged = fetcher(r#"{"object_storage": {}, "header": {"X-Dragonfly-Tag": "models"}}"#);
+        assert_eq!(tag(&tagged, Some("abc")).unwrap(), "models;etag=abc");
+        assert_eq!(tag(&tagged, None).unwrap(), "models");
+        let headers = tagged.peer_headers(&target(Some("abc")));
+        assert_eq!(headers.get_all(header::TAG).iter().count(), 1);
     }
 
     #[test]

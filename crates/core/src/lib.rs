@@ -15,5 +15,6 @@ pub mod registry;
 pub mod request;
 pub mod storage;
 pub mod store;
+pub mod unpack;
 
 pub use error::{CoreError, Result};

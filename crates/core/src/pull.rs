@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::config::{Config, RegisterDefaults};
+use crate::config::{Config, RegisterAs, RegisterDefaults};
 use crate::error::{CoreError, ErrorBody, Result};
 use crate::fetch::{FetchTarget, Fetcher, ServedFrom};
 use crate::progress::{Phase, Progress, PullTable};
@@ -22,6 +22,7 @@ use crate::registry::{ModelRegistry, RegisterRequest};
 use crate::request::{PullParams, Selection};
 use crate::storage::{ObjectInfo, ObjectStore};
 use crate::store::{default_model_name, file_name_for_key, unix_now, LedgerEntry, ModelStore};
+use crate::unpack::{self, StreamUnpacker, UnpackError, UnpackedFrom};
 
 /// What a pull needs from its host (the plugin or the CLI).
 #[derive(Clone)]
@@ -52,6 +53,17 @@ pub struct DownloadReport {
     pub hard_linked: bool,
 }
 
+/// How the archive was unpacked for TorchServe (`register_as: directory`).
+#[derive(Debug, Clone, Serialize)]
+pub struct UnpackReport {
+    pub from: UnpackedFrom,
+    pub files: usize,
+    pub bytes: u64,
+    /// Time spent after the download: the whole unpack from a file, or
+    /// only the final check when it streamed alongside the download.
+    pub seconds: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelReport {
     pub model_name: String,
@@ -60,6 +72,8 @@ pub struct ModelReport {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub download: Option<DownloadReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unpacked: Option<UnpackReport>,
     /// `registered` or `already_registered`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration: Option<&'static str>,
@@ -129,6 +143,15 @@ impl PullReport {
     }
 }
 
+/// What every model of one pull shares.
+struct PullContext {
+    host: PullHost,
+    storage: Arc<ObjectStore>,
+    fetcher: Arc<Fetcher>,
+    defaults: RegisterDefaults,
+    register_as: RegisterAs,
+}
+
 /// One archive to pull, as resolved from the request.
 struct Planned {
     key: String,
@@ -173,19 +196,20 @@ pub async fn pull(host: &PullHost, config: &Config, params: &PullParams) -> Resu
     let fetcher = Arc::new(Fetcher::new(config)?);
     host.store.remove_stale_temps();
 
+    let context = Arc::new(PullContext {
+        host: host.clone(),
+        storage,
+        fetcher,
+        defaults,
+        register_as: config.register_as,
+    });
     let limit = Arc::new(Semaphore::new(config.download.concurrency));
     let mut tasks = Vec::new();
     for item in planned {
-        let (host, storage, fetcher, limit, defaults) = (
-            host.clone(),
-            storage.clone(),
-            fetcher.clone(),
-            limit.clone(),
-            defaults.clone(),
-        );
+        let (context, limit) = (context.clone(), limit.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
-            pull_one(&host, &storage, &fetcher, &defaults, item).await
+            pull_one(&context, item).await
         }));
     }
     let mut models = Vec::new();
@@ -284,14 +308,9 @@ fn file_lock(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
     locks.entry(path.to_path_buf()).or_default().clone()
 }
 
-async fn pull_one(
-    host: &PullHost,
-    storage: &ObjectStore,
-    fetcher: &Fetcher,
-    defaults: &RegisterDefaults,
-    item: Planned,
-) -> ModelReport {
-    let object = storage.object_url(&item.key);
+async fn pull_one(context: &PullContext, item: Planned) -> ModelReport {
+    let host = &context.host;
+    let object = context.storage.object_url(&item.key);
     let progress = Arc::new(Progress::new(
         &item.model_name,
         &item.file_name,
@@ -308,6 +327,7 @@ async fn pull_one(
         object: object.clone(),
         status: 200,
         download: None,
+        unpacked: None,
         registration: None,
         registration_message: None,
         registration_seconds: None,
@@ -315,17 +335,7 @@ async fn pull_one(
     };
     let lock = file_lock(&host.store.archive_path(&item.file_name));
     let _guard = lock.lock().await;
-    match run_model(
-        host,
-        storage,
-        fetcher,
-        defaults,
-        &item,
-        &progress,
-        &mut report,
-    )
-    .await
-    {
+    match run_model(context, &item, &progress, &mut report).await {
         Ok(()) => {
             progress.set_phase(Phase::Done);
             tracing::info!(
@@ -346,14 +356,12 @@ async fn pull_one(
 }
 
 async fn run_model(
-    host: &PullHost,
-    storage: &ObjectStore,
-    fetcher: &Fetcher,
-    defaults: &RegisterDefaults,
+    context: &PullContext,
     item: &Planned,
     progress: &Progress,
     report: &mut ModelReport,
 ) -> Result<()> {
+    let (host, storage) = (&context.host, &context.storage);
     let info = match &item.info {
         Some(info) => info.clone(),
         None => storage.head(&item.key).await?,
@@ -375,6 +383,7 @@ async fn run_model(
 
     // Kept until registration succeeds, to put back if it fails.
     let mut previous: Option<PathBuf> = None;
+    let mut unpacker: Option<StreamUnpacker> = None;
     if unchanged {
         progress.set_bytes(info.size);
         report.download = Some(DownloadReport {
@@ -394,10 +403,22 @@ async fn run_model(
             url: storage.presign_get(&item.key).await?,
             size: info.size,
             md5: info.md5(),
+            version: info.etag.clone(),
+        };
+        let feed = match context.register_as {
+            RegisterAs::Directory => {
+                let dir = host.store.create_unpack_temp(&item.file_name)?;
+                let (stream, feed) = unpack::stream_unpacker(dir)
+                    .map_err(|e| CoreError::io("starting the unpacking thread", e))?;
+                unpacker = Some(stream);
+                Some(feed)
+            }
+            RegisterAs::Mar => None,
         };
         let started = Instant::now();
-        let (temp, fetched) = fetcher
-            .fetch(&target, &host.store, &item.file_name, progress)
+        let (temp, fetched) = context
+            .fetcher
+            .fetch(&target, &host.store, &item.file_name, progress, feed)
             .await?;
         let final_path = host.store.archive_path(&item.file_name);
         previous = keep_previous(&host.store, &item.file_name)?;
@@ -421,6 +442,23 @@ async fn run_model(
         });
     }
 
+    // From here on a failure leaves the store as it was before this pull.
+    let prepared = match context.register_as {
+        RegisterAs::Directory => {
+            prepare_directory(context, item, &info, unchanged, unpacker, report).await
+        }
+        RegisterAs::Mar => Ok(Prepared::archive(item)),
+    };
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            if !unchanged {
+                restore_previous(&host.store, &item.file_name, previous);
+            }
+            return Err(err);
+        }
+    };
+
     let registry = match (&host.registry, registered) {
         (Some(_), true) | (None, _) => {
             if let Some(prev) = previous {
@@ -429,13 +467,15 @@ async fn run_model(
             if registered {
                 report.registration = Some("already_registered");
             }
+            prepared.keep_only_this_version(&host.store, &item.file_name);
             return write_ledger(host, storage, item, &info);
         }
         (Some(registry), false) => registry,
     };
     progress.set_phase(Phase::Registering);
+    let defaults = &context.defaults;
     let request = RegisterRequest {
-        url: item.file_name.clone(),
+        url: prepared.url.clone(),
         model_name: item.model_name.clone(),
         handler: defaults.handler.clone(),
         runtime: defaults.runtime.clone(),
@@ -455,6 +495,7 @@ async fn run_model(
             if let Some(prev) = previous {
                 let _ = std::fs::remove_file(prev);
             }
+            prepared.keep_only_this_version(&host.store, &item.file_name);
             write_ledger(host, storage, item, &info)
         }
         Err(err) => {
@@ -462,8 +503,126 @@ async fn run_model(
                 // Put the store back as it was before this pull.
                 restore_previous(&host.store, &item.file_name, previous);
             }
+            prepared.discard_if_new();
             Err(err)
         }
+    }
+}
+
+/// What TorchServe is asked to register.
+struct Prepared {
+    /// A file name of the model store, or an absolute directory path.
+    url: String,
+    /// The unpacked directory, when this pull created it.
+    new_dir: Option<PathBuf>,
+    /// The unpacked directory in use, new or cached.
+    dir: Option<PathBuf>,
+}
+
+impl Prepared {
+    fn archive(item: &Planned) -> Self {
+        Prepared {
+            url: item.file_name.clone(),
+            new_dir: None,
+            dir: None,
+        }
+    }
+
+    /// After success: older unpacked versions of the archive go.
+    fn keep_only_this_version(&self, store: &ModelStore, file_name: &str) {
+        if let Some(dir) = &self.dir {
+            store.remove_unpacked(file_name, Some(dir));
+        }
+    }
+
+    /// After a failed registration: a directory this pull made goes.
+    fn discard_if_new(&self) {
+        if let Some(dir) = &self.new_dir {
+            if let Err(e) = std::fs::remove_dir_all(dir) {
+                tracing::warn!("could not remove {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
+/// Finishes (or finds) the unpacked directory of this archive version.
+async fn prepare_directory(
+    context: &PullContext,
+    item: &Planned,
+    info: &ObjectInfo,
+    unchanged: bool,
+    unpacker: Option<StreamUnpacker>,
+    report: &mut ModelReport,
+) -> Result<Prepared> {
+    let store = context.host.store.clone();
+    let target = store.unpacked_path(&item.file_name, info.size, info.etag.as_deref());
+    let url = target
+        .to_str()
+        .ok_or_else(|| CoreError::Internal(format!("{} is not UTF-8", target.display())))?
+        .to_string();
+    if unchanged && target.is_dir() {
+        drop(unpacker);
+        let stats = unpack::count_files(&target);
+        report.unpacked = Some(UnpackReport {
+            from: UnpackedFrom::Cache,
+            files: stats.files,
+            bytes: stats.bytes,
+            seconds: 0.0,
+        });
+        return Ok(Prepared {
+            url,
+            new_dir: None,
+            dir: Some(target),
+        });
+    }
+
+    let started = Instant::now();
+    let archive = store.archive_path(&item.file_name);
+    let file_name = item.file_name.clone();
+    let (store_for_task, target_for_task) = (store.clone(), target.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        let (dir, stats, from) = match unpacker {
+            Some(stream) => stream.finish(&archive)?,
+            None => {
+                let dir = store_for_task
+                    .create_unpack_temp(&file_name)
+                    .map_err(|e| UnpackError::Invalid(e.to_string()))?;
+                let stats = unpack::unpack_file(&archive, &dir)?;
+                (dir, stats, UnpackedFrom::File)
+            }
+        };
+        dir.commit(&target_for_task)?;
+        Ok::<_, UnpackError>((stats, from))
+    })
+    .await
+    .map_err(|e| CoreError::Internal(format!("unpack task: {e}")))?;
+
+    match outcome {
+        Ok((stats, from)) => {
+            report.unpacked = Some(UnpackReport {
+                from,
+                files: stats.files,
+                bytes: stats.bytes,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            Ok(Prepared {
+                url,
+                new_dir: Some(target.clone()),
+                dir: Some(target),
+            })
+        }
+        Err(UnpackError::NotZip) => {
+            tracing::info!(
+                "{} is not a zip archive; TorchServe gets the .mar as it is",
+                item.file_name
+            );
+            Ok(Prepared::archive(item))
+        }
+        Err(UnpackError::Invalid(reason)) => Err(CoreError::InvalidArchive {
+            object: context.storage.object_url(&item.key),
+            reason,
+        }),
+        Err(UnpackError::Io(e)) => Err(store.write_error(&item.file_name, e)),
     }
 }
 
@@ -530,6 +689,7 @@ mod tests {
                     object: format!("s3://b/m{i}.mar"),
                     status: *s,
                     download: None,
+                    unpacked: None,
                     registration: None,
                     registration_message: None,
                     registration_seconds: None,

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{is_no_space, CoreError, Result};
@@ -21,6 +22,9 @@ use crate::error::{is_no_space, CoreError, Result};
 /// Longest file name most filesystems accept.
 const MAX_NAME_BYTES: usize = 255;
 const LEDGER_DIR: &str = ".dragonfly-endpoint";
+/// Unpacked archives, one directory per archive version (inside the hidden
+/// ledger directory, so TorchServe's `--models all` never sees them).
+const UNPACKED_DIR: &str = "unpacked";
 const TEMP_MARKER: &str = ".dfpart-";
 /// Marks the hard link that keeps the previous archive while its
 /// replacement registers.
@@ -110,14 +114,10 @@ impl ModelStore {
     /// another writer (the Dragonfly peer) puts there is removed on drop
     /// unless committed.
     pub fn reserve_temp(&self, file_name: &str) -> TempArchive {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let unique = format!(
-            "{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
         TempArchive {
-            path: self.dir.join(format!(".{file_name}{TEMP_MARKER}{unique}")),
+            path: self
+                .dir
+                .join(format!(".{file_name}{TEMP_MARKER}{}", unique_suffix())),
             file: None,
         }
     }
@@ -156,29 +156,85 @@ impl ModelStore {
         }
     }
 
-    /// Temporary files left by a process that died mid-pull (a crash of the
-    /// JVM skips every destructor). Files of live processes, this one or a
-    /// CLI sharing the store, are left alone.
+    /// Temporary files (and unpacking directories) left by a process that
+    /// died mid-pull (a crash of the JVM skips every destructor). Those of
+    /// live processes, this one or a CLI sharing the store, are left alone.
     pub fn remove_stale_temps(&self) {
-        let Ok(entries) = fs::read_dir(&self.dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let Some((_, suffix)) = name
-                .split_once(TEMP_MARKER)
-                .or_else(|| name.split_once(BACKUP_MARKER))
-            else {
+        for dir in [self.dir.clone(), self.unpacked_root()] {
+            let Ok(entries) = fs::read_dir(&dir) else {
                 continue;
             };
-            let writer_alive = suffix
-                .split('-')
-                .next()
-                .and_then(|pid| pid.parse::<u32>().ok())
-                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-            if name.starts_with('.') && !writer_alive {
-                let _ = fs::remove_file(entry.path());
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let Some((_, suffix)) = name
+                    .split_once(TEMP_MARKER)
+                    .or_else(|| name.split_once(BACKUP_MARKER))
+                else {
+                    continue;
+                };
+                let writer_alive = suffix
+                    .split('-')
+                    .next()
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                if name.starts_with('.') && !writer_alive {
+                    let _ = remove_any(&entry.path());
+                }
+            }
+        }
+    }
+
+    /// Where unpacked archives live.
+    pub fn unpacked_root(&self) -> PathBuf {
+        self.dir.join(LEDGER_DIR).join(UNPACKED_DIR)
+    }
+
+    /// The directory an archive version is unpacked into: one per file name,
+    /// ETag and size, so an unchanged archive is never unpacked twice and a
+    /// new version never overwrites the one a model may still run from.
+    /// Its name never ends in `.mar`, so it cannot shadow an archive of the
+    /// store when TorchServe resolves the registration URL.
+    pub fn unpacked_path(&self, file_name: &str, size: u64, etag: Option<&str>) -> PathBuf {
+        let mut hasher = Md5::new();
+        hasher.update(etag.unwrap_or("").as_bytes());
+        hasher.update(size.to_le_bytes());
+        let digest: String = hasher.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.unpacked_root().join(format!("{file_name}-{digest}"))
+    }
+
+    /// A fresh hidden directory to unpack `file_name` into; removed on drop
+    /// unless committed.
+    pub fn create_unpack_temp(&self, file_name: &str) -> Result<TempDir> {
+        let root = self.unpacked_root();
+        fs::create_dir_all(&root).map_err(|e| self.write_error(file_name, e))?;
+        let path = root.join(format!(".{file_name}{TEMP_MARKER}{}", unique_suffix()));
+        fs::create_dir(&path).map_err(|e| self.write_error(file_name, e))?;
+        Ok(TempDir { path })
+    }
+
+    /// Unpacked versions of `file_name` other than `keep`.
+    pub fn remove_unpacked(&self, file_name: &str, keep: Option<&Path>) {
+        let Ok(entries) = fs::read_dir(self.unpacked_root()) else {
+            return;
+        };
+        let prefix = format!("{file_name}-");
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let is_version = name
+                .to_string_lossy()
+                .strip_prefix(&prefix)
+                .is_some_and(|hash| {
+                    !hash.is_empty() && hash.chars().all(|c| c.is_ascii_hexdigit())
+                });
+            if is_version && keep != Some(path.as_path()) {
+                if let Err(e) = fs::remove_dir_all(&path) {
+                    tracing::warn!("could not remove {}: {e}", path.display());
+                }
             }
         }
     }
@@ -238,7 +294,7 @@ impl ModelStore {
         on_disk && entry.size == size && etag.is_some() && entry.etag.as_deref() == etag
     }
 
-    /// Removes an archive and its ledger entry.
+    /// Removes an archive, its unpacked versions and its ledger entry.
     pub fn remove_archive(&self, file_name: &str) -> Result<()> {
         validate_file_name(file_name)?;
         match fs::remove_file(self.archive_path(file_name)) {
@@ -246,6 +302,7 @@ impl ModelStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(CoreError::io(format!("removing {file_name}"), e)),
         }
+        self.remove_unpacked(file_name, None);
         self.remove_ledger(file_name);
         Ok(())
     }
@@ -301,6 +358,60 @@ impl Drop for TempArchive {
         if !self.path.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+/// A directory that is removed, with its content, unless committed.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the directory to `target` (replacing a leftover of the same
+    /// name) and syncs the parent, so `target` only ever appears complete.
+    /// The files inside must already be synced.
+    pub fn commit(mut self, target: &Path) -> std::io::Result<()> {
+        if target.exists() {
+            fs::remove_dir_all(target)?;
+        }
+        fs::rename(&self.path, target)?;
+        if let Some(parent) = target.parent() {
+            File::open(parent)?.sync_all()?;
+        }
+        self.path = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// `PID-N`: unique among the temporary names of live processes, and tells
+/// [`ModelStore::remove_stale_temps`] whose they are.
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    if fs::symlink_metadata(path)?.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
     }
 }
 
