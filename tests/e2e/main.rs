@@ -13,4 +13,5 @@ mod pull;
 mod reliability;
 mod smoke;
 mod tls;
+mod unpack;
 mod util;

@@ -96,9 +96,10 @@ fn an_expired_presigned_url_is_refused_and_leaves_nothing() {
             url,
             size: mar.bytes,
             md5: None,
+            version: None,
         };
         let progress = Progress::new("stale", "stale.mar", &target.object, mar.bytes);
-        runtime.block_on(fetcher.fetch(&target, &store, "stale.mar", &progress))
+        runtime.block_on(fetcher.fetch(&target, &store, "stale.mar", &progress, None))
     };
 
     let expired = origin.s3.presign(BUCKET, &key, 1);
@@ -198,10 +199,11 @@ fn corrupted_or_overlong_bodies_are_refused_and_leave_the_store_as_it_was() {
         url: origin.s3.presign(BUCKET, &key, 300),
         size: mar.bytes - 1,
         md5: None,
+        version: None,
     };
     let progress = Progress::new("flip", "flip.mar", &target.object, target.size);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let err = match runtime.block_on(fetcher.fetch(&target, &clean, "flip.mar", &progress)) {
+    let err = match runtime.block_on(fetcher.fetch(&target, &clean, "flip.mar", &progress, None)) {
         Ok(_) => panic!("an overlong body was accepted"),
         Err(err) => err,
     };
