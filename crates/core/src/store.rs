@@ -156,31 +156,29 @@ impl ModelStore {
         }
     }
 
-    /// Temporary files (and unpacking directories) left by a process that
+    /// Temporary files and unpacking directories left by a process that
     /// died mid-pull (a crash of the JVM skips every destructor). Those of
     /// live processes, this one or a CLI sharing the store, are left alone.
     pub fn remove_stale_temps(&self) {
-        for dir in [self.dir.clone(), self.unpacked_root()] {
-            let Ok(entries) = fs::read_dir(&dir) else {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let Some((_, suffix)) = name
+                .split_once(TEMP_MARKER)
+                .or_else(|| name.split_once(BACKUP_MARKER))
+            else {
                 continue;
             };
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                let Some((_, suffix)) = name
-                    .split_once(TEMP_MARKER)
-                    .or_else(|| name.split_once(BACKUP_MARKER))
-                else {
-                    continue;
-                };
-                let writer_alive = suffix
-                    .split('-')
-                    .next()
-                    .and_then(|pid| pid.parse::<u32>().ok())
-                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-                if name.starts_with('.') && !writer_alive {
-                    let _ = remove_any(&entry.path());
-                }
+            let writer_alive = suffix
+                .split('-')
+                .next()
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if name.starts_with('.') && !writer_alive {
+                let _ = remove_any(&entry.path());
             }
         }
     }
@@ -206,12 +204,13 @@ impl ModelStore {
         self.unpacked_root().join(format!("{file_name}-{digest}"))
     }
 
-    /// A fresh hidden directory to unpack `file_name` into; removed on drop
-    /// unless committed.
+    /// A fresh hidden directory to unpack `file_name` into, next to the
+    /// archive (so a failed pull creates nothing that outlives it); removed
+    /// on drop unless committed.
     pub fn create_unpack_temp(&self, file_name: &str) -> Result<TempDir> {
-        let root = self.unpacked_root();
-        fs::create_dir_all(&root).map_err(|e| self.write_error(file_name, e))?;
-        let path = root.join(format!(".{file_name}{TEMP_MARKER}{}", unique_suffix()));
+        let path = self
+            .dir
+            .join(format!(".{file_name}{TEMP_MARKER}{}", unique_suffix()));
         fs::create_dir(&path).map_err(|e| self.write_error(file_name, e))?;
         Ok(TempDir { path })
     }
@@ -379,6 +378,9 @@ impl TempDir {
         if target.exists() {
             fs::remove_dir_all(target)?;
         }
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)?;
+        }
         fs::rename(&self.path, target)?;
         if let Some(parent) = target.parent() {
             File::open(parent)?.sync_all()?;
@@ -523,7 +525,12 @@ mod tests {
         let own_backup = store.backup_path("b.mar");
         fs::write(&own_backup, b"x").unwrap();
         fs::write(dir.path().join("keep.mar"), b"x").unwrap();
+        // An unpacking directory of a crashed process.
+        let stale_dir = dir.path().join(".a.mar.dfpart-999999999-1");
+        fs::create_dir_all(stale_dir.join("MAR-INF")).unwrap();
+        fs::write(stale_dir.join("MAR-INF/MANIFEST.json"), b"{}").unwrap();
         store.remove_stale_temps();
+        assert!(!stale_dir.exists());
         assert!(!stale.exists());
         assert!(!stale_backup.exists());
         assert!(own_backup.exists(), "a live process's backup was removed");

@@ -527,6 +527,7 @@ mod tests {
         feed_in_blocks(&mut feed, &bytes[..bytes.len() / 3], 4096);
         drop(feed);
         drop(unpacker);
-        assert_eq!(fs::read_dir(store.unpacked_root()).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(work.path()).unwrap().count(), 1, "only m.mar");
+        assert!(!store.unpacked_root().exists());
     }
 }
