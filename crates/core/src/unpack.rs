@@ -29,6 +29,7 @@ use zip::read::ZipFile;
 use zip::result::ZipError;
 use zip::ZipArchive;
 
+use crate::fetch::SYNC_EVERY_BYTES;
 use crate::store::TempDir;
 
 /// Read and write size while copying an entry out.
@@ -278,6 +279,7 @@ fn write_entry<R: Read>(
     }
     let mut out = File::create(&path)?;
     let mut written = 0u64;
+    let mut unsynced = 0u64;
     loop {
         let n = entry
             .read(buffer)
@@ -287,6 +289,12 @@ fn write_entry<R: Read>(
         }
         out.write_all(&buffer[..n])?;
         written += n as u64;
+        unsynced += n as u64;
+        // As the download's writer does: the final sync stays short.
+        if unsynced >= SYNC_EVERY_BYTES {
+            unsynced = 0;
+            out.sync_data()?;
+        }
     }
     if written != digest.size {
         return Err(UnpackError::Invalid(format!(
