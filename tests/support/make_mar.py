@@ -48,7 +48,10 @@ def main():
             "--serialized-file", serialized, "--handler", handler,
             "--export-path", args.out_dir, "--force",
         ]
-        subprocess.run(cmd, check=True)
+        # torch-model-archiver stages files in $TMPDIR/<model name> and
+        # removes whatever is there first: a private TMPDIR keeps two
+        # archives of one name (or an unrelated /tmp/<name>) apart.
+        subprocess.run(cmd, check=True, env=dict(os.environ, TMPDIR=tmp))
     path = os.path.join(args.out_dir, f"{args.name}.mar")
     print(json.dumps({"file": path, "bytes": os.path.getsize(path),
                       "expected_y_for_x_1": expected}))
