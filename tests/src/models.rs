@@ -1,0 +1,69 @@
+//! Model archives: [`make_mar`] builds a real TorchScript `.mar` with
+//! tests/support/make_mar.py, [`cached_mar`] keeps big ones between runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{cache_dir, python, repo_root};
+
+/// A model archive built by tests/support/make_mar.py.
+#[derive(Debug, Clone)]
+pub struct Mar {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// The model's answer for x = 1.
+    pub expected: f64,
+}
+
+pub fn make_mar(name: &str, size_mb: f64, out_dir: &Path, seed: u32) -> Mar {
+    let output = Command::new(python())
+        .arg(repo_root().join("tests/support/make_mar.py"))
+        .args([name, &size_mb.to_string()])
+        .arg(out_dir)
+        .args(["--seed", &seed.to_string()])
+        .output()
+        .expect("run make_mar.py");
+    assert!(
+        output.status.success(),
+        "make_mar.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let info: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("make_mar.py prints JSON");
+    Mar {
+        path: PathBuf::from(info["file"].as_str().expect("file")),
+        bytes: info["bytes"].as_u64().expect("bytes"),
+        expected: info["expected_y_for_x_1"].as_f64().expect("expected"),
+    }
+}
+
+/// Like [`make_mar`], kept in the cache between runs: big archives take a
+/// while to build and are the same every time for a given name, size and
+/// seed.
+pub fn cached_mar(name: &str, size_mb: f64, seed: u32) -> Mar {
+    let dir = cache_dir()
+        .join("fixtures")
+        .join(format!("{name}-{size_mb}mb-seed{seed}"));
+    let meta = dir.join("mar.json");
+    if let Ok(text) = std::fs::read(&meta) {
+        if let Ok(info) = serde_json::from_slice::<serde_json::Value>(&text) {
+            let path = dir.join(format!("{name}.mar"));
+            let bytes = info["bytes"].as_u64().unwrap_or(0);
+            let on_disk = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if let (true, Some(expected)) =
+                (bytes > 0 && on_disk == bytes, info["expected"].as_f64())
+            {
+                return Mar {
+                    path,
+                    bytes,
+                    expected,
+                };
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let mar = make_mar(name, size_mb, &dir, seed);
+    let info = serde_json::json!({"bytes": mar.bytes, "expected": mar.expected});
+    std::fs::write(&meta, info.to_string()).expect("write mar.json");
+    mar
+}

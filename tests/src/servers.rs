@@ -1,0 +1,256 @@
+//! The servers of the test bed: [`Server`], one shell fixture of
+//! `scripts/testbed/` in a private temporary directory, and its typed
+//! wrappers [`S3Server`], [`DragonflyCluster`] and [`TorchServe`]; the plugin
+//! jar TorchServe loads; whether a process is alive. Every server is stopped
+//! when its handle is dropped, also when a test panics.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::repo_root;
+
+fn run(script: &str, args: &[&str]) -> Result<String, String> {
+    let path = repo_root().join("scripts/testbed").join(script);
+    let output = Command::new("bash")
+        .arg(&path)
+        .args(args)
+        .output()
+        .map_err(|e| format!("running {}: {e}", path.display()))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{script} {}: {}\n{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// A server started by a shell fixture, described by its `DIR/env` file.
+pub struct Server {
+    script: &'static str,
+    dir: PathBuf,
+    env: BTreeMap<String, String>,
+    stopped: bool,
+    _tmp: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(script: &'static str, args: &[&str]) -> Server {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("dfe-{script}-"))
+            .tempdir()
+            .expect("temp dir");
+        let dir = tmp.path().join(script);
+        let dir_text = dir.display().to_string();
+        let mut full = vec!["start", dir_text.as_str()];
+        full.extend_from_slice(args);
+        let mut server = Server {
+            script,
+            dir,
+            env: BTreeMap::new(),
+            stopped: false,
+            _tmp: tmp,
+        };
+        if let Err(e) = run(script, &full) {
+            server.stop();
+            panic!("{e}");
+        }
+        server.reload_env();
+        server
+    }
+
+    pub fn reload_env(&mut self) {
+        let text = std::fs::read_to_string(self.dir.join("env")).unwrap_or_default();
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                self.env.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
+    }
+
+    pub fn env(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("{} env has no {key}", self.script))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs another subcommand of the fixture on this server.
+    pub fn command(&self, args: &[&str]) -> String {
+        let dir = self.dir.display().to_string();
+        let mut full = vec![args[0], dir.as_str()];
+        full.extend_from_slice(&args[1..]);
+        run(self.script, &full).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn stop(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            let dir = self.dir.display().to_string();
+            if let Err(e) = run(self.script, &["stop", &dir]) {
+                eprintln!("stopping {}: {e}", self.script);
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// SeaweedFS with SigV4 checking.
+pub struct S3Server(pub Server);
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        S3Server(Server::start("s3", &[]))
+    }
+    pub fn endpoint(&self) -> &str {
+        self.0.env("S3_ENDPOINT")
+    }
+    pub fn access_key(&self) -> &str {
+        self.0.env("S3_ACCESS_KEY")
+    }
+    pub fn secret_key(&self) -> &str {
+        self.0.env("S3_SECRET_KEY")
+    }
+    pub fn region(&self) -> &str {
+        self.0.env("S3_REGION")
+    }
+    pub fn log(&self) -> PathBuf {
+        PathBuf::from(self.0.env("S3_LOG"))
+    }
+    pub fn mb(&self, bucket: &str) {
+        self.0.command(&["mb", bucket]);
+    }
+    pub fn put(&self, bucket: &str, key: &str, file: &Path) {
+        self.0
+            .command(&["put", bucket, key, &file.display().to_string()]);
+    }
+    pub fn presign(&self, bucket: &str, key: &str, expires_secs: u64) -> String {
+        self.0
+            .command(&["presign", bucket, key, &expires_secs.to_string()])
+            .trim()
+            .to_string()
+    }
+    /// Bytes the S3 server sent, from its own metric.
+    pub fn sent_bytes(&self) -> u64 {
+        self.0.command(&["sent-bytes"]).trim().parse().unwrap_or(0)
+    }
+}
+
+/// Manager, scheduler and N dfdaemon peers.
+pub struct DragonflyCluster(pub Server);
+
+impl DragonflyCluster {
+    pub fn start(peers: usize) -> DragonflyCluster {
+        Self::start_with(peers, &[])
+    }
+    /// With more arguments of `scripts/testbed/dragonfly start`, e.g.
+    /// `["--proxy-ca", cert, key]`.
+    pub fn start_with(peers: usize, args: &[&str]) -> DragonflyCluster {
+        let peers = peers.to_string();
+        let mut all = vec!["--peers", peers.as_str()];
+        all.extend_from_slice(args);
+        DragonflyCluster(Server::start("dragonfly", &all))
+    }
+    /// `http://127.0.0.1:port` of peer `i` (1-based).
+    pub fn proxy(&self, i: usize) -> String {
+        self.0.env(&format!("DF_PEER_{i}_PROXY")).to_string()
+    }
+    pub fn peer_log(&self, i: usize) -> PathBuf {
+        PathBuf::from(self.0.env(&format!("DF_PEER_{i}_LOG")))
+    }
+    pub fn stop_peer(&mut self, i: usize) {
+        self.0.command(&["stop-peer", &i.to_string()]);
+    }
+    pub fn restart_peer(&mut self, i: usize) {
+        self.0.command(&["restart-peer", &i.to_string()]);
+        self.0.reload_env();
+    }
+}
+
+/// TorchServe 0.12 with token auth on and the model API off.
+pub struct TorchServe(pub Server);
+
+impl TorchServe {
+    /// `extra_config`: lines appended to config.properties.
+    pub fn start(plugins: &Path, extra_config: &str) -> TorchServe {
+        let extra = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(extra.path(), extra_config).expect("write extra config");
+        TorchServe(Server::start(
+            "torchserve",
+            &[
+                "--plugins",
+                &plugins.display().to_string(),
+                "--extra-config",
+                &extra.path().display().to_string(),
+            ],
+        ))
+    }
+    pub fn management(&self) -> &str {
+        self.0.env("TS_MANAGEMENT_URL")
+    }
+    pub fn inference(&self) -> &str {
+        self.0.env("TS_INFERENCE_URL")
+    }
+    pub fn management_token(&self) -> &str {
+        self.0.env("TS_MANAGEMENT_TOKEN")
+    }
+    pub fn inference_token(&self) -> &str {
+        self.0.env("TS_INFERENCE_TOKEN")
+    }
+    pub fn model_store(&self) -> PathBuf {
+        PathBuf::from(self.0.env("TS_MODEL_STORE"))
+    }
+    pub fn log_dir(&self) -> PathBuf {
+        PathBuf::from(self.0.env("TS_LOG_DIR"))
+    }
+    pub fn pid(&self) -> u32 {
+        self.0.env("TS_PID").parse().expect("TS_PID")
+    }
+}
+
+/// The plugin jar built by `gradle build` (scripts/test builds it first).
+pub fn plugin_jar() -> PathBuf {
+    let libs = repo_root().join("build/libs");
+    std::fs::read_dir(&libs)
+        .ok()
+        .and_then(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "jar"))
+        })
+        .unwrap_or_else(|| panic!("no jar in {}: run `gradle build` first", libs.display()))
+}
+
+/// A directory holding only the plugin jar, for `--plugins-path`.
+pub fn plugins_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jar = plugin_jar();
+    std::fs::copy(&jar, dir.path().join(jar.file_name().expect("jar name"))).expect("copy jar");
+    dir
+}
+
+/// Whether a process with this pid is running (a zombie waiting for its
+/// parent to reap it is not).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // "pid (comm) S ...": the state follows the last ')'.
+            let after = stat.rsplit_once(')')?.1;
+            after.split_whitespace().next().map(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
