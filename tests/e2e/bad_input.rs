@@ -2,10 +2,8 @@
 //! 4xx with TorchServe's JSON and a message naming what is wrong, and
 //! leaves no file and no registration behind.
 
-use dragonfly_endpoint_testbed::make_mar;
+use dragonfly_endpoint_testbed::*;
 use serde_json::json;
-
-use crate::util::*;
 
 fn encode(text: &str) -> String {
     text.bytes()

@@ -3,10 +3,8 @@
 
 use std::process::Command;
 
-use dragonfly_endpoint_testbed::{make_mar, repo_root};
+use dragonfly_endpoint_testbed::*;
 use serde_json::json;
-
-use crate::util::*;
 
 /// `(expected status, curl command line)` in document order.
 fn examples(markdown: &str) -> Vec<(u16, String)> {

@@ -3,10 +3,8 @@
 
 use std::thread;
 
-use dragonfly_endpoint_testbed::make_mar;
+use dragonfly_endpoint_testbed::*;
 use serde_json::{json, Value};
-
-use crate::util::*;
 
 fn model<'a>(report: &'a Value, file: &str) -> &'a Value {
     report["models"]

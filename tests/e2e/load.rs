@@ -7,10 +7,8 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dragonfly_endpoint_testbed::{cached_mar, make_mar};
+use dragonfly_endpoint_testbed::*;
 use serde_json::{json, Value};
-
-use crate::util::*;
 
 /// Status calls fired at once while the big pull downloads.
 const STATUS_CALLS: usize = 50;

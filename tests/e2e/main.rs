@@ -14,4 +14,3 @@ mod reliability;
 mod smoke;
 mod tls;
 mod unpack;
-mod util;

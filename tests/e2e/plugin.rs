@@ -2,10 +2,8 @@
 //! plugins path, token auth on, model API off), pulling from a real S3
 //! server through a real Dragonfly peer.
 
-use dragonfly_endpoint_testbed::make_mar;
+use dragonfly_endpoint_testbed::*;
 use serde_json::json;
-
-use crate::util::*;
 
 #[test]
 fn plugin_pulls_registers_serves_and_removes_models() {

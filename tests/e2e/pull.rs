@@ -6,11 +6,10 @@ use std::process::Command;
 
 use dragonfly_endpoint_core::config::Config;
 use dragonfly_endpoint_core::storage::ObjectStore;
-use dragonfly_endpoint_testbed::{make_mar, TorchServe};
+use dragonfly_endpoint_testbed::*;
 use serde_json::{json, Value};
 
 use crate::front::CuttingFront;
-use crate::util::*;
 
 #[test]
 fn cli_pulls_all_with_progress_and_registers_over_http() {

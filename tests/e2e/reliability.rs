@@ -9,11 +9,10 @@ use dragonfly_endpoint_core::config::Config;
 use dragonfly_endpoint_core::fetch::{FetchTarget, Fetcher};
 use dragonfly_endpoint_core::progress::Progress;
 use dragonfly_endpoint_core::store::ModelStore;
-use dragonfly_endpoint_testbed::make_mar;
+use dragonfly_endpoint_testbed::*;
 use serde_json::json;
 
 use crate::front::CuttingFront;
-use crate::util::*;
 
 #[test]
 fn a_transfer_cut_midway_resumes_with_a_range_request() {

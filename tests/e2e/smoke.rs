@@ -3,10 +3,8 @@
 use std::io::Read;
 use std::time::Duration;
 
-use dragonfly_endpoint_testbed::{alive, TorchServe};
+use dragonfly_endpoint_testbed::*;
 use sha2::{Digest, Sha256};
-
-use crate::util::*;
 
 /// SeaweedFS checks signatures: a tampered presigned URL is refused.
 #[test]

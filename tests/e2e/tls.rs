@@ -10,10 +10,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use dragonfly_endpoint_testbed::{make_mar, python, repo_root, DragonflyCluster, S3Server};
+use dragonfly_endpoint_testbed::*;
 use serde_json::{json, Value};
-
-use crate::util::*;
 
 /// A throwaway CA and a server certificate it signed for 127.0.0.1.
 struct Pki {

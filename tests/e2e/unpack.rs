@@ -7,10 +7,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use dragonfly_endpoint_testbed::{make_mar, plugins_dir, TorchServe};
+use dragonfly_endpoint_testbed::*;
 use serde_json::{json, Value};
-
-use crate::util::*;
 
 /// Unpacked archive versions in the model store.
 fn unpacked(store: &Path) -> Vec<PathBuf> {

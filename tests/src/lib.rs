@@ -5,18 +5,34 @@
 //! panics.
 //!
 //! - [`servers`]: the S3 server, the Dragonfly cluster, TorchServe;
-//! - [`models`]: real model archives.
+//! - [`models`]: real model archives;
+//! - [`stack`]: the usual stack of a test, [`Origin`] and TorchServe with
+//!   the plugin;
+//! - [`config`]: the plugin config files the tests write;
+//! - [`client`]: HTTP calls as an operator makes them, and their checks;
+//! - [`files`]: what is left on disk;
+//! - [`cli`]: the `dragonfly-endpoint` CLI.
 //!
 //! Everything is re-exported here, so `use dragonfly_endpoint_testbed::*`
 //! brings the whole test bed.
 
 use std::path::{Path, PathBuf};
 
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod files;
 pub mod models;
 pub mod servers;
+pub mod stack;
 
+pub use cli::{cli, cli_in_target, pull_with_cli};
+pub use client::{assert_close, assert_error, call, http, http_with_timeout, infer, predict, send};
+pub use config::{config_json, write_config, write_config_file, BUCKET, PREFIX};
+pub use files::{assert_no_partial_files, assert_no_secrets, entries, walk};
 pub use models::{cached_mar, make_mar, Mar};
 pub use servers::{alive, plugin_jar, plugins_dir, DragonflyCluster, S3Server, Server, TorchServe};
+pub use stack::{torchserve_with_plugin, Origin};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

@@ -1,0 +1,41 @@
+//! The `dragonfly-endpoint` CLI as the tests run it: found next to the
+//! running test or bench binary, under target/<profile>/.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The CLI binary in the target dir of the running binary (its `deps/`
+/// folder's parent, target/<profile>/); `hint` ends the message when it is
+/// missing.
+pub fn cli_in_target(hint: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let cli = dir.join("dragonfly-endpoint");
+    assert!(cli.exists(), "{} missing: {hint}", cli.display());
+    cli
+}
+
+/// The CLI binary next to this test binary (target/<profile>/).
+pub fn cli() -> PathBuf {
+    cli_in_target("build the CLI first")
+}
+
+/// Runs `dragonfly-endpoint pull`: exit code, the JSON report, stderr.
+pub fn pull_with_cli(config: &Path, store: &Path, extra: &[&str]) -> (i32, Value, String) {
+    let output = Command::new(cli())
+        .args(["pull", "--config"])
+        .arg(config)
+        .arg("--model-store")
+        .arg(store)
+        .args(extra)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (
+        output.status.code().unwrap_or(-1),
+        report,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
