@@ -3,7 +3,6 @@
 //! leaves no file and no registration behind.
 
 use dragonfly_endpoint_testbed::*;
-use serde_json::json;
 
 fn encode(text: &str) -> String {
     text.bytes()
@@ -19,13 +18,20 @@ fn encode(text: &str) -> String {
 
 #[test]
 fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
-    let work = tempfile::tempdir().unwrap();
-    let origin = Origin::start(1);
+    let stack = Stack::builder()
+        .config_dir("configs")
+        .start_with_torchserve();
+    let Stack {
+        work,
+        origin,
+        config,
+        ts,
+        ..
+    } = stack;
     let mar = make_mar("ok", 1.0, &work.path().join("mars"), 41);
     origin.upload(&format!("{PREFIX}ok.mar"), &mar.path);
 
     let configs = work.path().join("configs");
-    let config = write_config(&configs, &origin.s3, &origin.dragonfly.proxy(1), json!({}));
     let write = |name: &str, text: &str| {
         let path = configs.join(name);
         std::fs::write(&path, text).unwrap();
@@ -55,7 +61,6 @@ fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let sub_dir = configs.join("a-directory");
     std::fs::create_dir(&sub_dir).unwrap();
 
-    let (_plugins, ts) = torchserve_with_plugin(&config);
     let store = ts.model_store();
     let long_name = format!("{}.mar", "a".repeat(300));
     let long_query = "x".repeat(5000);

@@ -4,7 +4,6 @@
 use std::process::Command;
 
 use dragonfly_endpoint_testbed::*;
-use serde_json::json;
 
 /// `(expected status, curl command line)` in document order.
 fn examples(markdown: &str) -> Vec<(u16, String)> {
@@ -33,19 +32,14 @@ fn api_doc_curl_examples_give_their_documented_status() {
         examples.len()
     );
 
-    let work = tempfile::tempdir().unwrap();
-    let origin = Origin::start(1);
+    let stack = Stack::builder().start_with_torchserve();
+    let Stack {
+        work, origin, ts, ..
+    } = stack;
     for (i, name) in ["squeezenet", "resnet"].iter().enumerate() {
         let mar = make_mar(name, 1.0, &work.path().join("mars"), i as u32 + 20);
         origin.upload(&format!("{PREFIX}{name}.mar"), &mar.path);
     }
-    let config = write_config(
-        &work.path().join("cfg"),
-        &origin.s3,
-        &origin.dragonfly.proxy(1),
-        json!({}),
-    );
-    let (_plugins, ts) = torchserve_with_plugin(&config);
     for (expected, curl) in examples {
         let output = Command::new("bash")
             .arg("-c")

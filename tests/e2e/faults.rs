@@ -15,8 +15,13 @@ fn model<'a>(report: &'a Value, file: &str) -> &'a Value {
 
 #[test]
 fn peer_faults_refused_archives_and_concurrent_pulls() {
-    let work = tempfile::tempdir().unwrap();
-    let mut origin = Origin::start(1);
+    let stack = Stack::builder().start_with_torchserve();
+    let Stack {
+        work,
+        mut origin,
+        ts,
+        ..
+    } = stack;
     let good = make_mar("good", 1.0, &work.path().join("mars"), 31);
     origin.upload(&format!("{PREFIX}good.mar"), &good.path);
     let twin = make_mar("twin", 4.0, &work.path().join("mars"), 32);
@@ -28,13 +33,6 @@ fn peer_faults_refused_archives_and_concurrent_pulls() {
     origin.upload(&format!("{PREFIX}corrupt.mar"), &corrupt);
 
     let config_dir = work.path().join("cfg");
-    let config = write_config(
-        &config_dir,
-        &origin.s3,
-        &origin.dragonfly.proxy(1),
-        json!({}),
-    );
-    let (_plugins, ts) = torchserve_with_plugin(&config);
     let store = ts.model_store();
 
     // TorchServe refuses one archive: it is removed, the other registers.

@@ -17,19 +17,14 @@ const CYCLES: usize = 20;
 
 #[test]
 fn status_calls_answer_while_a_1gib_pull_runs() {
-    let origin = Origin::start(1);
-    let big = cached_mar("big", 1100.0, 41);
-    origin.upload(&format!("{PREFIX}big.mar"), &big.path);
-    let work = tempfile::tempdir().unwrap();
     // No worker: the archive is unzipped and registered, but a 1 GiB model
     // is not loaded into Python; the pull is what is under test.
-    let config = write_config(
-        &work.path().join("cfg"),
-        &origin.s3,
-        &origin.dragonfly.proxy(1),
-        json!({"min_worker": 0}),
-    );
-    let (_plugins, ts) = torchserve_with_plugin(&config);
+    let stack = Stack::builder()
+        .config(json!({"min_worker": 0}))
+        .start_with_torchserve();
+    let Stack { origin, ts, .. } = stack;
+    let big = cached_mar("big", 1100.0, 41);
+    origin.upload(&format!("{PREFIX}big.mar"), &big.path);
 
     let (pull, latencies, saw_downloading) = thread::scope(|scope| {
         let pull = scope.spawn(|| call(&ts, "PUT", "/dragonfly?model=big.mar"));
@@ -141,17 +136,12 @@ fn file_count(dir: &Path) -> usize {
 
 #[test]
 fn pull_and_unregister_cycles_leak_nothing() {
-    let origin = Origin::start(1);
-    let work = tempfile::tempdir().unwrap();
+    let stack = Stack::builder().start_with_torchserve();
+    let Stack {
+        work, origin, ts, ..
+    } = stack;
     let mar = make_mar("cycle", 2.0, &work.path().join("mars"), 42);
     origin.upload(&format!("{PREFIX}cycle.mar"), &mar.path);
-    let config = write_config(
-        &work.path().join("cfg"),
-        &origin.s3,
-        &origin.dragonfly.proxy(1),
-        json!({}),
-    );
-    let (_plugins, ts) = torchserve_with_plugin(&config);
     let jvm = ts.pid();
     let ts_tmp = ts.0.dir().join("tmp");
 

@@ -3,12 +3,15 @@
 //! server through a real Dragonfly peer.
 
 use dragonfly_endpoint_testbed::*;
-use serde_json::json;
 
 #[test]
 fn plugin_pulls_registers_serves_and_removes_models() {
-    let work = tempfile::tempdir().unwrap();
-    let origin = Origin::start(1);
+    let stack = Stack::builder()
+        .config_dir("config")
+        .start_with_torchserve();
+    let Stack {
+        work, origin, ts, ..
+    } = stack;
     let mut expected = Vec::new();
     for (i, name) in ["alpha", "beta", "gamma"].iter().enumerate() {
         let mar = make_mar(name, 2.0, &work.path().join("mars"), i as u32 + 1);
@@ -23,13 +26,6 @@ fn plugin_pulls_registers_serves_and_removes_models() {
     );
 
     let config_dir = work.path().join("config");
-    let config = write_config(
-        &config_dir,
-        &origin.s3,
-        &origin.dragonfly.proxy(1),
-        json!({}),
-    );
-    let (_plugins, ts) = torchserve_with_plugin(&config);
     let store = ts.model_store();
 
     // PUT model=all: every archive pulled through Dragonfly and registered.

@@ -13,8 +13,17 @@ use crate::front::CuttingFront;
 
 #[test]
 fn cli_pulls_all_with_progress_and_registers_over_http() {
-    let work = tempfile::tempdir().unwrap();
-    let origin = Origin::start(1);
+    let stack = Stack::builder()
+        .without_plugin()
+        .ts_config("enable_model_api=true\n")
+        .start_with_torchserve();
+    let Stack {
+        work,
+        origin,
+        config,
+        ts,
+        ..
+    } = stack;
     let mars: Vec<_> = (1..=2)
         .map(|i| {
             let mar = make_mar(&format!("cli{i}"), 1.0, &work.path().join("mars"), i);
@@ -22,14 +31,6 @@ fn cli_pulls_all_with_progress_and_registers_over_http() {
             mar
         })
         .collect();
-    let config = write_config(
-        &work.path().join("cfg"),
-        &origin.s3,
-        &origin.dragonfly.proxy(1),
-        json!({}),
-    );
-    let plugins = tempfile::tempdir().unwrap();
-    let ts = TorchServe::start(plugins.path(), "enable_model_api=true\n");
     let store = ts.model_store();
 
     // Progress bars are drawn on a terminal only; --no-progress is not given
@@ -122,14 +123,12 @@ fn cli_pulls_all_with_progress_and_registers_over_http() {
 
 #[test]
 fn listing_follows_pagination_past_1000_objects() {
-    let origin = Origin::start(1);
-    let work = tempfile::tempdir().unwrap();
-    let config_path = write_config(
-        work.path(),
-        &origin.s3,
-        &origin.dragonfly.proxy(1),
-        json!({}),
-    );
+    let stack = Stack::builder().config_dir("").start();
+    let Stack {
+        origin,
+        config: config_path,
+        ..
+    } = stack;
     let config = Config::load(&config_path).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -194,16 +193,15 @@ async fn s3_client(origin: &Origin) -> aws_sdk_s3::Client {
 
 #[test]
 fn second_peer_gets_the_archive_without_the_store_sending_it_again() {
-    let origin = Origin::start(2);
-    let work = tempfile::tempdir().unwrap();
+    let stack = Stack::builder().peers(2).config_dir("a").start();
+    let Stack {
+        work,
+        origin,
+        config: config_a,
+        ..
+    } = stack;
     let mar = make_mar("shared", 24.0, &work.path().join("mars"), 7);
     origin.upload(&format!("{PREFIX}shared.mar"), &mar.path);
-    let config_a = write_config(
-        &work.path().join("a"),
-        &origin.s3,
-        &origin.dragonfly.proxy(1),
-        json!({}),
-    );
     let config_b = write_config(
         &work.path().join("b"),
         &origin.s3,
@@ -254,21 +252,12 @@ fn second_peer_gets_the_archive_without_the_store_sending_it_again() {
 
 #[test]
 fn origin_closing_mid_transfer_leaves_no_file_and_previous_archive_intact() {
-    let origin = Origin::start(1);
-    let work = tempfile::tempdir().unwrap();
+    let stack = Stack::builder().start();
+    let Stack { work, origin, .. } = stack;
     let mar = make_mar("cut", 8.0, &work.path().join("mars"), 9);
     origin.upload(&format!("{PREFIX}cut.mar"), &mar.path);
     let front = CuttingFront::start(origin.s3.endpoint(), 1 << 20, u64::MAX);
-    let mut config: Value = serde_json::from_slice(
-        &std::fs::read(write_config(
-            &work.path().join("cfg"),
-            &origin.s3,
-            &origin.dragonfly.proxy(1),
-            json!({}),
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&stack.config).unwrap()).unwrap();
     config["object_storage"]["endpoint"] = front.addr.clone().into();
     config["download"] = json!({"retries": 1, "retry_backoff_ms": 100, "read_timeout_secs": 10});
     let config_path = work.path().join("cfg/cut.json");
@@ -317,16 +306,15 @@ impl Drop for Tmpfs {
 
 #[test]
 fn full_disk_is_507_and_keeps_the_previous_archive() {
-    let origin = Origin::start(1);
-    let work = tempfile::tempdir().unwrap();
+    let stack = Stack::builder().start();
+    let Stack {
+        work,
+        origin,
+        config,
+        ..
+    } = stack;
     let mar = make_mar("big", 6.0, &work.path().join("mars"), 11);
     origin.upload(&format!("{PREFIX}big.mar"), &mar.path);
-    let config = write_config(
-        &work.path().join("cfg"),
-        &origin.s3,
-        &origin.dragonfly.proxy(1),
-        json!({}),
-    );
     let store = Tmpfs::mount(work.path().join("store"), "4m");
     std::fs::write(store.0.join("big.mar"), vec![7u8; 1 << 20]).unwrap();
 

@@ -73,18 +73,14 @@ fn a_transfer_cut_midway_resumes_with_a_range_request() {
 
 #[test]
 fn an_expired_presigned_url_is_refused_and_leaves_nothing() {
-    let origin = Origin::start(1);
-    let work = tempfile::tempdir().unwrap();
+    let stack = Stack::builder()
+        .config(json!({"download": {"retries": 0}}))
+        .start();
+    let Stack { work, origin, .. } = stack;
     let mar = make_mar("stale", 1.0, &work.path().join("mars"), 22);
     let key = format!("{PREFIX}stale.mar");
     origin.upload(&key, &mar.path);
-    let config = Config::load(&write_config(
-        &work.path().join("cfg"),
-        &origin.s3,
-        &origin.dragonfly.proxy(1),
-        json!({"download": {"retries": 0}}),
-    ))
-    .unwrap();
+    let config = Config::load(&stack.config).unwrap();
     let fetcher = Fetcher::new(&config).unwrap();
     std::fs::create_dir_all(work.path().join("store")).unwrap();
     let store = ModelStore::open(work.path().join("store")).unwrap();
@@ -138,8 +134,15 @@ fn an_expired_presigned_url_is_refused_and_leaves_nothing() {
 
 #[test]
 fn corrupted_or_overlong_bodies_are_refused_and_leave_the_store_as_it_was() {
-    let origin = Origin::start(1);
-    let work = tempfile::tempdir().unwrap();
+    let stack = Stack::builder()
+        .config(json!({"download": {"retries": 0}}))
+        .start();
+    let Stack {
+        work,
+        origin,
+        config: config_path,
+        ..
+    } = stack;
     let mar = make_mar("flip", 4.0, &work.path().join("mars"), 23);
     let key = format!("{PREFIX}flip.mar");
     origin.upload(&key, &mar.path);
@@ -147,12 +150,6 @@ fn corrupted_or_overlong_bodies_are_refused_and_leave_the_store_as_it_was() {
     // A byte flipped between the store and the peer: the MD5 (the ETag of
     // a single-part upload) no longer matches.
     let front = CuttingFront::corrupting(origin.s3.endpoint(), (1 << 20) + 7);
-    let config_path = write_config(
-        &work.path().join("cfg"),
-        &origin.s3,
-        &origin.dragonfly.proxy(1),
-        json!({"download": {"retries": 0}}),
-    );
     let mut config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
     config["object_storage"]["endpoint"] = front.addr.clone().into();

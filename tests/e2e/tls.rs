@@ -150,10 +150,8 @@ fn config(dir: &Path, s3: &S3Server, proxy: &str, endpoint: &str, download: Valu
 fn tls_is_verified_by_default_and_a_private_ca_can_be_trusted() {
     let work = tempfile::tempdir().unwrap();
     let pki = make_pki(&work.path().join("pki"));
-    let s3 = S3Server::start();
-    s3.mb(BUCKET);
     // The peers intercept HTTPS with certificates our CA signs.
-    let dragonfly = DragonflyCluster::start_with(
+    let Origin { s3, dragonfly } = Origin::start_with(
         1,
         &[
             "--proxy-ca",

@@ -27,25 +27,15 @@ fn management(ts: &TorchServe, method: &str, path: &str) -> (u16, Value) {
 
 #[test]
 fn unpacked_models_serve_scale_repull_from_cache_and_unregister() {
-    let work = tempfile::tempdir().unwrap();
-    let origin = Origin::start(1);
+    // The model API on, to act on the model with TorchServe's own calls.
+    let stack = Stack::builder()
+        .ts_config("enable_model_api=true\n")
+        .start_with_torchserve();
+    let Stack {
+        work, origin, ts, ..
+    } = stack;
     let mar = make_mar("unpacked", 24.0, &work.path().join("mars"), 21);
     origin.upload(&format!("{PREFIX}unpacked.mar"), &mar.path);
-    let config = write_config(
-        &work.path().join("cfg"),
-        &origin.s3,
-        &origin.dragonfly.proxy(1),
-        json!({}),
-    );
-    // The model API on, to act on the model with TorchServe's own calls.
-    let plugins = plugins_dir();
-    let ts = TorchServe::start(
-        plugins.path(),
-        &format!(
-            "dragonfly_endpoint_config={}\nenable_model_api=true\n",
-            config.display()
-        ),
-    );
     let store = ts.model_store();
 
     // Cold: unpacked from the stream, registered from the directory.
@@ -188,8 +178,10 @@ fn zip_names(archive: &[u8]) -> Vec<String> {
 
 #[test]
 fn archives_that_cannot_be_unpacked_safely_are_refused_and_leave_nothing() {
-    let work = tempfile::tempdir().unwrap();
-    let origin = Origin::start(1);
+    let stack = Stack::builder().start_with_torchserve();
+    let Stack {
+        work, origin, ts, ..
+    } = stack;
     let good = make_mar("fine", 1.0, &work.path().join("mars"), 24);
     origin.upload(&format!("{PREFIX}fine.mar"), &good.path);
 
@@ -215,13 +207,6 @@ fn archives_that_cannot_be_unpacked_safely_are_refused_and_leave_nothing() {
     assert!(made.success());
     origin.upload(&format!("{PREFIX}escaping.mar"), &escaping);
 
-    let config = write_config(
-        &work.path().join("cfg"),
-        &origin.s3,
-        &origin.dragonfly.proxy(1),
-        json!({}),
-    );
-    let (_plugins, ts) = torchserve_with_plugin(&config);
     let store = ts.model_store();
     let before = entries(&store);
 

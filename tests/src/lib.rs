@@ -6,8 +6,8 @@
 //!
 //! - [`servers`]: the S3 server, the Dragonfly cluster, TorchServe;
 //! - [`models`]: real model archives;
-//! - [`stack`]: the usual stack of a test, [`Origin`] and TorchServe with
-//!   the plugin;
+//! - [`stack`]: the usual stack of a test in one call ([`Stack::builder`]):
+//!   [`Origin`] (S3 and Dragonfly), a config, TorchServe with the plugin;
 //! - [`config`]: the plugin config files the tests write;
 //! - [`client`]: HTTP calls as an operator makes them, and their checks;
 //! - [`files`]: what is left on disk;
@@ -32,7 +32,7 @@ pub use config::{config_json, write_config, write_config_file, BUCKET, PREFIX};
 pub use files::{assert_no_partial_files, assert_no_secrets, entries, walk};
 pub use models::{cached_mar, make_mar, Mar};
 pub use servers::{alive, plugin_jar, plugins_dir, DragonflyCluster, S3Server, Server, TorchServe};
-pub use stack::{torchserve_with_plugin, Origin};
+pub use stack::{torchserve_with_plugin, Origin, Stack, StackBuilder};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
