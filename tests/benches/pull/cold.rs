@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use dragonfly_endpoint_testbed::{DragonflyCluster, Mar};
+use dragonfly_endpoint_testbed::{Mar, Origin};
 use serde_json::json;
 
-use crate::fixtures::{cli_pull, curl, fresh_dir, progress, write_config, Origin};
+use crate::fixtures::{cli_pull, curl, fresh_dir, progress, write_config, Keys};
 use crate::stats::{median, Row};
 use crate::warm::Warm;
 use crate::Args;
@@ -15,8 +15,8 @@ use crate::Args;
 /// cold, direct and warm: the download alone (the CLI with `register_as:
 /// mar`, nothing registered).
 pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
-    let origin = Origin::start();
-    let dragonfly = DragonflyCluster::start(1);
+    let origin = Origin::start(1);
+    let dragonfly = &origin.dragonfly;
     let proxy = dragonfly.proxy(1);
     let cfg = work.join("cfg-download");
     let mar_only = write_config(

@@ -1,15 +1,18 @@
-//! What every case uses: progress lines, the HTTP client, the CLI and curl
-//! runs it times, the origin with fresh keys, config files, fresh dirs.
+//! What the cases share on top of the test bed's fixtures: progress lines,
+//! the bench's HTTP timeout and CLI hint, fresh keys on the origin, config
+//! files without a prefix, the timed CLI and curl runs, fresh dirs. The
+//! one use of the core's Dragonfly protocol (the filtered query params a
+//! curl through the proxy sends) is here.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dragonfly_endpoint_core::fetch::filtered_query_params;
-use dragonfly_endpoint_testbed::{Mar, S3Server};
-use serde_json::{json, Value};
-
-pub const BUCKET: &str = "models";
+use dragonfly_endpoint_testbed::{
+    cli_in_target, config_json, http_with_timeout, write_config_file, Mar, Origin, S3Server, BUCKET,
+};
+use serde_json::Value;
 
 pub fn progress(text: &str) {
     eprintln!("[bench {}] {text}", chrono_now());
@@ -28,82 +31,57 @@ fn chrono_now() -> String {
     )
 }
 
+/// The HTTP client of the register and memory cases: 1800 s per request.
 pub fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(1800))
-        .build()
-        .expect("http client")
+    http_with_timeout(Duration::from_secs(1800))
 }
 
 /// The CLI next to this bench binary (target/release/).
-pub fn cli() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let cli = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("dragonfly-endpoint");
-    assert!(cli.exists(), "{} missing: run scripts/bench", cli.display());
-    cli
+fn cli() -> PathBuf {
+    cli_in_target("run scripts/bench")
 }
 
-/// S3 with one bucket, and the archive to copy under fresh keys.
-pub struct Origin {
-    pub s3: S3Server,
-}
-
-impl Origin {
-    pub fn start() -> Origin {
-        let s3 = S3Server::start();
-        s3.mb(BUCKET);
-        Origin { s3 }
-    }
-
+/// The bench's keys: the archive copied under fresh keys, presigned for
+/// an hour.
+pub trait Keys {
     /// A key nobody has fetched yet, so no peer has a task for it.
-    pub fn fresh(&self, mar: &Mar, key: &str) -> String {
-        self.s3.put(BUCKET, key, &mar.path);
+    fn fresh(&self, mar: &Mar, key: &str) -> String;
+    fn presign(&self, key: &str) -> String;
+}
+
+impl Keys for Origin {
+    fn fresh(&self, mar: &Mar, key: &str) -> String {
+        self.upload(key, &mar.path);
         key.to_string()
     }
 
-    pub fn presign(&self, key: &str) -> String {
+    fn presign(&self, key: &str) -> String {
         self.s3.presign(BUCKET, key, 3600)
     }
 }
 
+/// A plugin config named `name` in `dir`, for every key of the bucket (no
+/// prefix).
 pub fn write_config(dir: &Path, name: &str, s3: &S3Server, proxy: &str, extra: Value) -> PathBuf {
-    let mut config = json!({
-        "addr": proxy,
-        "object_storage": {
-            "type": "s3",
-            "bucket_name": BUCKET,
-            "prefix": "",
-            "region": s3.region(),
-            "endpoint": s3.endpoint(),
-            "access_key": s3.access_key(),
-            "secret_key": s3.secret_key(),
-        },
-    });
-    if let (Some(base), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
-        for (k, v) in extra {
-            base.insert(k.clone(), v.clone());
-        }
-    }
-    std::fs::create_dir_all(dir).expect("config dir");
-    let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("config");
-    path
+    write_config_file(dir, name, &config_json(s3, "", proxy, extra))
+}
+
+/// `dragonfly-endpoint pull` of `model` into `store`, not started yet.
+pub fn pull_command(config: &Path, store: &Path, model: &str) -> Command {
+    let mut command = Command::new(cli());
+    command
+        .args(["pull", "--no-progress", "--config"])
+        .arg(config)
+        .arg("--model-store")
+        .arg(store)
+        .args(["--model", model]);
+    command
 }
 
 /// `dragonfly-endpoint pull` into `store`: wall seconds and the report.
 pub fn cli_pull(config: &Path, store: &Path, model: &str) -> (f64, Value) {
     let started = Instant::now();
-    let output = Command::new(cli())
-        .args(["pull", "--no-progress", "--config"])
-        .arg(config)
-        .arg("--model-store")
-        .arg(store)
-        .args(["--model", model])
+    let output = pull_command(config, store, model)
         .output()
         .expect("run the CLI");
     let seconds = started.elapsed().as_secs_f64();

@@ -5,17 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use dragonfly_endpoint_testbed::{DragonflyCluster, Mar};
+use dragonfly_endpoint_testbed::{Mar, Origin};
 use serde_json::json;
 
-use crate::fixtures::{cli_pull, curl, fresh_dir, progress, write_config, Origin};
+use crate::fixtures::{cli_pull, curl, fresh_dir, progress, write_config, Keys};
 use crate::stats::{median, Row};
 use crate::Args;
 
 /// fleet: 3 nodes (a dfdaemon and a CLI each) pull one archive at once.
 pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
-    let origin = Origin::start();
-    let dragonfly = DragonflyCluster::start(3);
+    let origin = Origin::start(3);
+    let dragonfly = &origin.dragonfly;
     let configs: Vec<PathBuf> = (1..=3)
         .map(|i| {
             write_config(

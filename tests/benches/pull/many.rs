@@ -3,17 +3,17 @@
 
 use std::path::Path;
 
-use dragonfly_endpoint_testbed::{DragonflyCluster, Mar};
+use dragonfly_endpoint_testbed::{config_json, write_config_file, Mar, Origin};
 use serde_json::json;
 
-use crate::fixtures::{cli_pull, fresh_dir, progress, write_config, Origin, BUCKET};
+use crate::fixtures::{cli_pull, fresh_dir, progress, Keys};
 use crate::stats::{median, Row};
 use crate::Args;
 
 /// many: `model=all` over 8 archives of size/8 vs one of size.
 pub fn run(args: &Args, mar: &Mar, parts: &[Mar], work: &Path, rows: &mut Vec<Row>) {
-    let origin = Origin::start();
-    let dragonfly = DragonflyCluster::start(1);
+    let origin = Origin::start(1);
+    let dragonfly = &origin.dragonfly;
     let (mut many, mut one) = (vec![], vec![]);
     for run in 0..args.runs {
         progress(&format!("many run {}/{}", run + 1, args.runs));
@@ -22,26 +22,18 @@ pub fn run(args: &Args, mar: &Mar, parts: &[Mar], work: &Path, rows: &mut Vec<Ro
         }
         origin.fresh(mar, &format!("one{run}/whole.mar"));
         let cfg = work.join("cfg-many");
-        let many_config = write_config(
-            &cfg,
-            "many.json",
-            &origin.s3,
-            &dragonfly.proxy(1),
-            json!({"register_as": "mar", "object_storage": {
-                "type": "s3", "bucket_name": BUCKET, "prefix": format!("many{run}/"),
-                "region": origin.s3.region(), "endpoint": origin.s3.endpoint(),
-                "access_key": origin.s3.access_key(), "secret_key": origin.s3.secret_key()}}),
-        );
-        let one_config = write_config(
-            &cfg,
-            "one.json",
-            &origin.s3,
-            &dragonfly.proxy(1),
-            json!({"register_as": "mar", "object_storage": {
-                "type": "s3", "bucket_name": BUCKET, "prefix": format!("one{run}/"),
-                "region": origin.s3.region(), "endpoint": origin.s3.endpoint(),
-                "access_key": origin.s3.access_key(), "secret_key": origin.s3.secret_key()}}),
-        );
+        // Each config lists only the keys under its own prefix.
+        let write = |name: &str, prefix: &str| {
+            let content = config_json(
+                &origin.s3,
+                prefix,
+                &dragonfly.proxy(1),
+                json!({"register_as": "mar"}),
+            );
+            write_config_file(&cfg, name, &content)
+        };
+        let many_config = write("many.json", &format!("many{run}/"));
+        let one_config = write("one.json", &format!("one{run}/"));
         let (wall, report) = cli_pull(&many_config, &fresh_dir(work, "store"), "all");
         assert_eq!(report["models"].as_array().map(Vec::len), Some(parts.len()));
         many.push(wall);

@@ -2,15 +2,14 @@
 //! TorchServe JVM's RSS growth over a cold PUT.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dragonfly_endpoint_testbed::{DragonflyCluster, Mar};
-use serde_json::json;
+use dragonfly_endpoint_testbed::Mar;
 
-use crate::fixtures::{cli, fresh_dir, progress, write_config, Origin};
+use crate::fixtures::{fresh_dir, progress, pull_command, Keys};
 use crate::serving::Serving;
 use crate::stats::{median, Row};
 use crate::Args;
@@ -26,17 +25,7 @@ fn status_mib(pid: u32, field: &str) -> Option<f64> {
 /// memory: peak RSS of the CLI during a cold pull (with unpacking), and
 /// the TorchServe JVM's RSS growth during a cold PUT.
 pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
-    let origin = Origin::start();
-    let dragonfly = DragonflyCluster::start(1);
-    let cfg = work.join("cfg-memory");
-    let config = write_config(
-        &cfg,
-        "config.json",
-        &origin.s3,
-        &dragonfly.proxy(1),
-        json!({}),
-    );
-    let serving = Serving::start(&config);
+    let (origin, config, serving) = Serving::start_with_origin(&work.join("cfg-memory"));
     let jvm = serving.ts.pid();
     // The first call loads the native library: a one-time cost, not a pull's.
     let (status, _) = serving.call("GET", "/dragonfly");
@@ -46,12 +35,7 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         progress(&format!("memory run {}/{}", run + 1, args.runs));
         let key = origin.fresh(mar, &format!("mem-cli-{run}.mar"));
         let store = fresh_dir(work, "store");
-        let mut child = Command::new(cli())
-            .args(["pull", "--no-progress", "--config"])
-            .arg(&config)
-            .arg("--model-store")
-            .arg(&store)
-            .args(["--model", &key])
+        let mut child = pull_command(&config, &store, &key)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use dragonfly_endpoint_testbed::{DragonflyCluster, Mar};
+use dragonfly_endpoint_testbed::Mar;
 use serde_json::json;
 
-use crate::fixtures::{progress, write_config, Origin};
+use crate::fixtures::{progress, write_config, Keys};
 use crate::serving::Serving;
 use crate::stats::{median, Row};
 use crate::Args;
@@ -16,24 +16,15 @@ use crate::Args;
 /// own POST /models?url=<presigned URL>, cold, warm and re-pull, and the
 /// same with `register_as: mar`.
 pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
-    let origin = Origin::start();
-    let dragonfly = DragonflyCluster::start(1);
     let cfg = work.join("cfg-register");
-    let config = write_config(
-        &cfg,
-        "config.json",
-        &origin.s3,
-        &dragonfly.proxy(1),
-        json!({}),
-    );
+    let (origin, _config, serving) = Serving::start_with_origin(&cfg);
     let mar_config = write_config(
         &cfg,
         "mar.json",
         &origin.s3,
-        &dragonfly.proxy(1),
+        &origin.dragonfly.proxy(1),
         json!({"register_as": "mar"}),
     );
-    let serving = Serving::start(&config);
     let (mut cold, mut warm, mut repull, mut cold_mar, mut baseline) =
         (vec![], vec![], vec![], vec![], vec![]);
     for run in 0..args.runs {

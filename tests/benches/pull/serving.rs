@@ -1,13 +1,13 @@
 //! TorchServe with the plugin and its model API on: the register and
 //! memory cases time calls on it and check each registered model answers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use dragonfly_endpoint_testbed::{plugins_dir, Mar, TorchServe};
-use serde_json::Value;
+use dragonfly_endpoint_testbed::{predict, send, torchserve_with_plugin, Mar, Origin, TorchServe};
+use serde_json::{json, Value};
 
-use crate::fixtures::http;
+use crate::fixtures::{http, write_config};
 
 /// TorchServe with the plugin and its model API on, for the baseline.
 pub struct Serving {
@@ -16,15 +16,23 @@ pub struct Serving {
 }
 
 impl Serving {
-    pub fn start(config: &Path) -> Serving {
-        let plugins = plugins_dir();
-        let ts = TorchServe::start(
-            plugins.path(),
-            &format!(
-                "dragonfly_endpoint_config={}\nenable_model_api=true\n",
-                config.display()
-            ),
+    /// The origin (one peer), `config.json` in `cfg` for it, and TorchServe
+    /// serving with that config.
+    pub fn start_with_origin(cfg: &Path) -> (Origin, PathBuf, Serving) {
+        let origin = Origin::start(1);
+        let config = write_config(
+            cfg,
+            "config.json",
+            &origin.s3,
+            &origin.dragonfly.proxy(1),
+            json!({}),
         );
+        let serving = Serving::start(&config);
+        (origin, config, serving)
+    }
+
+    fn start(config: &Path) -> Serving {
+        let (plugins, ts) = torchserve_with_plugin(config, "enable_model_api=true\n");
         Serving {
             ts,
             _plugins: plugins,
@@ -32,20 +40,7 @@ impl Serving {
     }
 
     pub fn call(&self, method: &str, path: &str) -> (u16, Value) {
-        let response = http()
-            .request(
-                reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
-                format!("{}{path}", self.ts.management()),
-            )
-            .bearer_auth(self.ts.management_token())
-            .send()
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = response.status().as_u16();
-        let text = response.text().unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        send(&http(), &self.ts, method, path).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     /// Timed: the call returns once the model is registered with 1 worker.
@@ -58,12 +53,7 @@ impl Serving {
     }
 
     pub fn check_answer(&self, model: &str, mar: &Mar) {
-        let response = http()
-            .post(format!("{}/predictions/{model}", self.ts.inference()))
-            .bearer_auth(self.ts.inference_token())
-            .body("1")
-            .send()
-            .expect("inference");
+        let response = predict(&http(), &self.ts, model).expect("inference");
         assert_eq!(response.status().as_u16(), 200, "inference of {model}");
         let body: Value = response.json().expect("inference JSON");
         let y = body["y"].as_f64().unwrap_or(f64::NAN);
