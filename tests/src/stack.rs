@@ -131,8 +131,8 @@ impl StackBuilder {
     }
 
     /// The config's folder, relative to the work dir (`""`: the work dir
-    /// itself). Other configs a test writes next to it are in the same
-    /// folder, which the plugin's `config=` parameter requires.
+    /// itself); by default it is the only folder the plugin's `config=`
+    /// parameter may name, so a test's other configs go next to it.
     pub fn config_dir(mut self, dir: &str) -> Self {
         self.config_dir = dir.to_string();
         self
