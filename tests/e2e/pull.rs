@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use dragonfly_endpoint_core::config::Config;
-use dragonfly_endpoint_core::storage::ObjectStore;
+use dragonfly_endpoint_core::source::s3::S3Source;
+use dragonfly_endpoint_core::source::ObjectSource;
 use dragonfly_endpoint_testbed::*;
 use serde_json::{json, Value};
 
@@ -132,7 +133,7 @@ fn listing_follows_pagination_past_1000_objects() {
     let config = Config::load(&config_path).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let store = ObjectStore::connect(&config.object_storage, BUCKET, None)
+        let store = S3Source::connect(&config.object_storage, BUCKET, None)
             .await
             .unwrap();
         let client = s3_client(&origin).await;
@@ -156,10 +157,7 @@ fn listing_follows_pagination_past_1000_objects() {
             .buffer_unordered(16)
             .collect::<Vec<()>>()
             .await;
-        let archives = store
-            .list_archives(&format!("{PREFIX}many/"))
-            .await
-            .unwrap();
+        let archives = store.list(&format!("{PREFIX}many/")).await.unwrap();
         assert_eq!(archives.len(), 1005);
         assert!(archives
             .iter()

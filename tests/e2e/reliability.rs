@@ -3,16 +3,44 @@
 //! than the store announced and an expired presigned URL are refused with a
 //! message that says so, leaving nothing behind.
 
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime};
 
 use dragonfly_endpoint_core::config::Config;
-use dragonfly_endpoint_core::fetch::{FetchTarget, Fetcher};
-use dragonfly_endpoint_core::progress::Progress;
-use dragonfly_endpoint_core::store::ModelStore;
+use dragonfly_endpoint_core::model_store::{ModelStore, TempFile};
+use dragonfly_endpoint_core::source::s3::{S3Source, SIGNING_PARAMS};
+use dragonfly_endpoint_core::source::{ObjectSource, PresignedUrl};
+use dragonfly_endpoint_core::transfer::writer::WriteTarget;
+use dragonfly_endpoint_core::transfer::{Destination, FetchTarget, Fetched, Fetcher};
+use dragonfly_endpoint_core::CoreError;
 use dragonfly_endpoint_testbed::*;
 use serde_json::json;
+use tokio::runtime::Runtime;
 
 use crate::front::CuttingFront;
+
+/// One download into a temporary file of `store`, as a pull runs it.
+fn fetch_into(
+    runtime: &Runtime,
+    fetcher: &Fetcher,
+    store: &ModelStore,
+    target: &FetchTarget,
+) -> Result<(TempFile, Fetched), CoreError> {
+    let mut temp = store.create_temp("fetched.mar")?;
+    let file = temp.file().and_then(|f| f.try_clone()).unwrap();
+    let dest = Destination {
+        file: WriteTarget {
+            file,
+            dir: store.dir().to_path_buf(),
+            name: "fetched.mar".into(),
+        },
+        link: None,
+    };
+    let received = AtomicU64::new(0);
+    runtime
+        .block_on(fetcher.fetch(target, dest, &received, None))
+        .map(|fetched| (temp, fetched))
+}
 
 #[test]
 fn a_transfer_cut_midway_resumes_with_a_range_request() {
@@ -80,49 +108,76 @@ fn an_expired_presigned_url_is_refused_and_leaves_nothing() {
     let mar = make_mar("stale", 1.0, &work.path().join("mars"), 22);
     let key = format!("{PREFIX}stale.mar");
     origin.upload(&key, &mar.path);
-    let config = Config::load(&stack.config).unwrap();
-    let fetcher = Fetcher::new(&config).unwrap();
+    let mut config = Config::load(&stack.config).unwrap();
+    let fetcher = Fetcher::new(&config, SIGNING_PARAMS).unwrap();
     std::fs::create_dir_all(work.path().join("store")).unwrap();
     let store = ModelStore::open(work.path().join("store")).unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let fetch = |url: String| {
+    let runtime = Runtime::new().unwrap();
+    let mut presigner = |expiry_secs: u64| {
+        config.object_storage.presign_expiry_secs = expiry_secs;
+        runtime
+            .block_on(S3Source::connect(&config.object_storage, BUCKET, None))
+            .unwrap()
+    };
+    let (short, long) = (presigner(1), presigner(300));
+    let fetch = |presigned: PresignedUrl| {
         let target = FetchTarget {
             object: format!("s3://{BUCKET}/{key}"),
-            url,
+            url: presigned.url,
+            expires_at: presigned.expires_at,
             size: mar.bytes,
             md5: None,
             version: None,
         };
-        let progress = Progress::new("stale", "stale.mar", &target.object, mar.bytes);
-        runtime.block_on(fetcher.fetch(&target, &store, "stale.mar", &progress, None))
+        fetch_into(&runtime, &fetcher, &store, &target)
+    };
+    let refusal = |presigned: PresignedUrl| {
+        let err = match fetch(presigned) {
+            Ok(_) => panic!("a refused URL was accepted"),
+            Err(err) => err,
+        };
+        assert_eq!(err.status(), 403, "{err}");
+        let body = err.body().json();
+        assert_eq!(body["type"], "ObjectStorageDeniedException", "{body}");
+        let message = body["message"].as_str().unwrap().to_string();
+        assert!(message.contains("stale.mar"), "{message}");
+        assert!(
+            !message.contains("X-Amz-Signature"),
+            "the presigned URL leaked: {message}"
+        );
+        assert!(
+            entries(store.dir()).is_empty(),
+            "{:?}",
+            entries(store.dir())
+        );
+        message
     };
 
-    let expired = origin.s3.presign(BUCKET, &key, 1);
-    std::thread::sleep(Duration::from_millis(2500));
-    let err = match fetch(expired) {
-        Ok(_) => panic!("an expired URL was accepted"),
-        Err(err) => err,
+    // Signed for one second, used once the store's clock is past it.
+    let expired = runtime.block_on(short.presign(&key)).unwrap();
+    let deadline = expired.expires_at.unwrap() + Duration::from_secs(1);
+    while SystemTime::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let message = refusal(expired);
+    assert!(message.contains("expired"), "{message}");
+
+    // A valid URL with a wrong signature is refused too, and not called
+    // expired: the message tells the two apart.
+    let mut tampered = runtime.block_on(long.presign(&key)).unwrap();
+    let at = tampered.url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let flipped = if tampered.url[at..].starts_with('0') {
+        "1"
+    } else {
+        "0"
     };
-    assert_eq!(err.status(), 403, "{err}");
-    let body = serde_json::to_value(err.body()).unwrap();
-    assert_eq!(body["type"], "ObjectStorageDeniedException", "{body}");
-    let message = body["message"].as_str().unwrap();
-    assert!(
-        message.contains("expired") && message.contains("stale.mar"),
-        "{message}"
-    );
-    assert!(
-        !message.contains("X-Amz-Signature"),
-        "the presigned URL leaked: {message}"
-    );
-    assert!(
-        entries(store.dir()).is_empty(),
-        "{:?}",
-        entries(store.dir())
-    );
+    tampered.url.replace_range(at..at + 1, flipped);
+    let message = refusal(tampered);
+    assert!(!message.contains("expired"), "{message}");
+    assert!(message.contains("invalid signature"), "{message}");
 
     // The same object with a fresh signature downloads: it was the expiry.
-    let (temp, fetched) = fetch(origin.s3.presign(BUCKET, &key, 300)).unwrap();
+    let (temp, fetched) = fetch(runtime.block_on(long.presign(&key)).unwrap()).unwrap();
     assert_eq!(fetched.bytes, mar.bytes);
     drop(temp);
     assert!(
@@ -186,20 +241,20 @@ fn corrupted_or_overlong_bodies_are_refused_and_leave_the_store_as_it_was() {
         json!({}),
     ))
     .unwrap();
-    let fetcher = Fetcher::new(&config).unwrap();
+    let fetcher = Fetcher::new(&config, SIGNING_PARAMS).unwrap();
     let clean = work.path().join("clean");
     std::fs::create_dir_all(&clean).unwrap();
     let clean = ModelStore::open(&clean).unwrap();
     let target = FetchTarget {
         object: format!("s3://{BUCKET}/{key}"),
         url: origin.s3.presign(BUCKET, &key, 300),
+        expires_at: None,
         size: mar.bytes - 1,
         md5: None,
         version: None,
     };
-    let progress = Progress::new("flip", "flip.mar", &target.object, target.size);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let err = match runtime.block_on(fetcher.fetch(&target, &clean, "flip.mar", &progress, None)) {
+    let runtime = Runtime::new().unwrap();
+    let err = match fetch_into(&runtime, &fetcher, &clean, &target) {
         Ok(_) => panic!("an overlong body was accepted"),
         Err(err) => err,
     };

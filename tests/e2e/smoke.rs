@@ -3,6 +3,8 @@
 use std::io::Read;
 use std::time::Duration;
 
+use dragonfly_endpoint_core::source::s3::SIGNING_PARAMS;
+use dragonfly_endpoint_core::transfer::dragonfly::{filtered_query_params, header};
 use dragonfly_endpoint_testbed::*;
 use sha2::{Digest, Sha256};
 
@@ -67,10 +69,10 @@ fn second_peer_serves_a_64_mib_object_without_the_origin() {
         let response = client
             .get(url)
             .header(
-                dragonfly_endpoint_core::fetch::header::FILTERED_QUERY_PARAMS,
-                dragonfly_endpoint_core::fetch::filtered_query_params(&[]),
+                header::FILTERED_QUERY_PARAMS,
+                filtered_query_params(SIGNING_PARAMS, &[]),
             )
-            .header(dragonfly_endpoint_core::fetch::header::USE_P2P, "true")
+            .header(header::USE_P2P, "true")
             .send()
             .unwrap();
         assert_eq!(response.status().as_u16(), 200);

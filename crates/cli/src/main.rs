@@ -5,17 +5,20 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+use dragonfly_endpoint_core::api::query::{parse_pull, Query};
 use dragonfly_endpoint_core::config::{Config, ConfigLocation};
-use dragonfly_endpoint_core::progress::{Phase, Progress, PullTable};
+use dragonfly_endpoint_core::model_store::ModelStore;
+use dragonfly_endpoint_core::pull::progress::PullTable;
 use dragonfly_endpoint_core::pull::{pull, PullHost};
-use dragonfly_endpoint_core::registry::{ManagementApi, ModelRegistry};
-use dragonfly_endpoint_core::request::{PullParams, Query};
-use dragonfly_endpoint_core::store::ModelStore;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use dragonfly_endpoint_core::register::http::ManagementApi;
+use dragonfly_endpoint_core::register::ModelRegistry;
+
+mod progress;
+use progress::Reporter;
 
 const USAGE: &str = "\
 Pull TorchServe model archives from object storage through a Dragonfly peer.
@@ -36,7 +39,8 @@ options:
   --model-name, --initial-workers, --batch-size, --max-batch-delay,
   --response-timeout, --startup-timeout, --handler, --runtime,
   --synchronous          register options, as the REST API's
-  --no-progress          no progress bars (they go to stderr)
+  --no-progress          no progress on stderr (bars on a terminal, else
+                         one line per model and phase)
 
 Prints the JSON report on stdout. Exit status: 0 all models ready,
 1 a model or the request failed (store, peer, registration), 2 bad usage,
@@ -123,58 +127,8 @@ fn parse_args(args: &[String]) -> Result<Cli> {
     Ok(cli)
 }
 
-/// Draws one bar per archive from the shared progress counters.
-struct Bars {
-    multi: MultiProgress,
-    bars: Mutex<Vec<(Arc<Progress>, ProgressBar)>>,
-}
-
-impl Bars {
-    fn new(enabled: bool) -> Arc<Self> {
-        let target = if enabled {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        Arc::new(Bars {
-            multi: MultiProgress::with_draw_target(target),
-            bars: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn add(&self, progress: Arc<Progress>) {
-        let bar = self.multi.add(ProgressBar::new(progress.total()));
-        let style = ProgressStyle::with_template(
-            "{msg:30!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {elapsed}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-        bar.set_style(style);
-        bar.set_message(progress.file_name.clone());
-        if let Ok(mut bars) = self.bars.lock() {
-            bars.push((progress, bar));
-        }
-    }
-
-    fn tick(&self) {
-        let Ok(bars) = self.bars.lock() else { return };
-        for (progress, bar) in bars.iter() {
-            bar.set_length(progress.total().max(progress.bytes()));
-            bar.set_position(progress.bytes());
-            match progress.phase() {
-                Phase::Registering => {
-                    bar.set_message(format!("{} (registering)", progress.file_name))
-                }
-                Phase::Done => bar.finish_with_message(format!("{} ✓", progress.file_name)),
-                Phase::Failed => bar.abandon_with_message(format!("{} ✗", progress.file_name)),
-                Phase::Queued | Phase::Downloading => {}
-            }
-        }
-    }
-}
-
 async fn run(cli: Cli) -> Result<u16> {
-    let params = PullParams::parse(&cli.query)?;
+    let request = parse_pull(&cli.query)?.request;
     let location = ConfigLocation::from_env(&BTreeMap::new());
     // The command line is trusted: any config path may be named.
     let config_path = match &cli.config {
@@ -188,24 +142,24 @@ async fn run(cli: Cli) -> Result<u16> {
         Some(url) => Some(Arc::new(ManagementApi::new(url, cli.token.clone())?)),
         None => None,
     };
-    let bars = Bars::new(cli.progress);
-    let on_start_bars = bars.clone();
+    let reporter = Reporter::new(cli.progress);
+    let on_start = reporter.clone();
     let host = PullHost {
         store: ModelStore::open(&cli.model_store)?,
         registry,
         table: PullTable::global(),
-        on_start: Some(Arc::new(move |p| on_start_bars.add(p))),
+        on_start: Some(Arc::new(move |p| on_start.add(p))),
     };
-    let ticker_bars = bars.clone();
+    let ticking = reporter.clone();
     let ticker = tokio::spawn(async move {
         loop {
-            ticker_bars.tick();
+            ticking.tick();
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let report = pull(&host, &config, &params).await;
+    let report = pull(&host, &config, &request).await;
     ticker.abort();
-    bars.tick();
+    reporter.tick();
     let report = report?;
     println!("{:#}", report.body());
     Ok(report.status())
@@ -280,7 +234,7 @@ mod tests {
         assert!(!cli.progress);
         assert_eq!(cli.query["model"], vec!["a.mar,b.mar"]);
         assert_eq!(cli.query["initial_workers"], vec!["2"]);
-        assert!(PullParams::parse(&cli.query).is_ok());
+        assert!(parse_pull(&cli.query).is_ok());
     }
 
     #[test]

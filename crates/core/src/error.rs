@@ -1,10 +1,13 @@
-//! The one error type of the core, and the one place that maps it to HTTP.
+//! The one error type of the core, the one table that maps it to HTTP, and
+//! the one place a JSON error body is built.
 //!
 //! Messages are shown to operators as they are: they name the key, file,
 //! bucket or peer at fault, and never contain a credential or a presigned URL
 //! (reqwest errors are stripped of their URL before they get here).
+//!
+//! May import: nothing of this crate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -23,6 +26,18 @@ pub enum CoreError {
     /// The config path is outside the directory configs may be read from.
     #[error("config {path} is outside the allowed config directory {allowed}")]
     ConfigPathNotAllowed { path: PathBuf, allowed: PathBuf },
+
+    /// No route of the plugin's REST API has this path.
+    #[error("no such resource: {path}; see GET /dragonfly")]
+    RouteNotFound { path: String },
+
+    /// The route exists but not with this method.
+    #[error("{method} is not supported on {route}; use {allowed}")]
+    MethodNotAllowed {
+        method: String,
+        route: String,
+        allowed: String,
+    },
 
     /// The object store has no such bucket, object or archive.
     #[error("{0}")]
@@ -80,9 +95,9 @@ pub enum CoreError {
     #[error("timed out: {0}")]
     Timeout(String),
 
-    /// The archive is a zip that cannot be unpacked safely (a bad CRC, an
-    /// entry name escaping its directory, a truncated entry): TorchServe
-    /// would refuse it too, so it is refused the way TorchServe does.
+    /// The archive cannot be unpacked safely (a bad CRC, an entry name
+    /// escaping its directory, a truncated entry): TorchServe would refuse
+    /// it too, so it is refused the way TorchServe does.
     #[error("{object} is not a usable model archive: {reason}")]
     InvalidArchive { object: String, reason: String },
 
@@ -125,6 +140,18 @@ impl CoreError {
         }
     }
 
+    /// A failed write of `what` into `dir`: 507 when the disk is full.
+    pub fn write_failed(dir: &Path, what: &str, err: std::io::Error) -> Self {
+        if is_no_space(&err) {
+            CoreError::NoSpace {
+                path: dir.to_path_buf(),
+                object: what.to_string(),
+            }
+        } else {
+            CoreError::io(format!("writing {what} into the model store"), err)
+        }
+    }
+
     /// The HTTP status an operator gets for this error. Exhaustive on
     /// purpose: a new variant must choose its status here.
     pub fn status(&self) -> u16 {
@@ -137,7 +164,8 @@ impl CoreError {
                 401 | 403 => 403,
                 _ => 400,
             },
-            CoreError::NotFound(_) => 404,
+            CoreError::NotFound(_) | CoreError::RouteNotFound { .. } => 404,
+            CoreError::MethodNotAllowed { .. } => 405,
             CoreError::Conflict(_) => 409,
             CoreError::PeerUnreachable { .. }
             | CoreError::Peer { .. }
@@ -162,6 +190,8 @@ impl CoreError {
             CoreError::InvalidParameter { .. } => "InvalidParameterException",
             CoreError::Config { .. } => "ConfigException",
             CoreError::ConfigPathNotAllowed { .. } => "ForbiddenException",
+            CoreError::RouteNotFound { .. } => "ResourceNotFoundException",
+            CoreError::MethodNotAllowed { .. } => "MethodNotAllowedException",
             CoreError::StorageDenied { .. } => "ObjectStorageDeniedException",
             CoreError::NotFound(_) => "NotFoundException",
             CoreError::Conflict(_) => "ConflictStatusException",
@@ -188,21 +218,46 @@ impl CoreError {
     }
 
     pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            code: self.status(),
-            kind: self.kind().to_string(),
-            message: self.to_string(),
-        }
+        ErrorBody::new(self.status(), self.kind(), self.to_string())
     }
 }
 
 /// TorchServe's error body: `{"code": N, "type": "...", "message": "..."}`.
+/// Every error answer of the plugin is one of these, built here.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ErrorBody {
     pub code: u16,
     #[serde(rename = "type")]
     pub kind: String,
     pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: u16, kind: &str, message: String) -> Self {
+        ErrorBody {
+            code,
+            kind: kind.to_string(),
+            message,
+        }
+    }
+
+    /// A panic caught at the host boundary: a 500 like any internal error.
+    pub fn panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into());
+        ErrorBody::new(
+            500,
+            CoreError::Internal(String::new()).kind(),
+            format!("dragonfly-endpoint panicked: {message}"),
+        )
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({"code": self.code, "type": self.kind, "message": self.message})
+    }
 }
 
 /// Whether an I/O error means the filesystem is full.
@@ -258,6 +313,20 @@ mod tests {
                 403,
             ),
             (CoreError::NotFound("x".into()), 404),
+            (
+                CoreError::RouteNotFound {
+                    path: "/dragonfly/x".into(),
+                },
+                404,
+            ),
+            (
+                CoreError::MethodNotAllowed {
+                    method: "PUT".into(),
+                    route: "/dragonfly/models".into(),
+                    allowed: "POST".into(),
+                },
+                405,
+            ),
             (CoreError::Conflict("x".into()), 409),
             (
                 CoreError::PeerUnreachable {
@@ -309,16 +378,34 @@ mod tests {
     #[test]
     fn body_serialises_in_torchserve_shape() {
         let body = CoreError::NotFound("no object s3://b/k".into()).body();
-        let json = serde_json::to_value(&body).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"code": 404, "type": "NotFoundException", "message": "no object s3://b/k"})
-        );
+        let expected = serde_json::json!({"code": 404, "type": "NotFoundException", "message": "no object s3://b/k"});
+        assert_eq!(serde_json::to_value(&body).unwrap(), expected);
+        assert_eq!(body.json(), expected);
+    }
+
+    #[test]
+    fn a_panic_payload_becomes_a_500_body() {
+        let body = ErrorBody::panic(&"boom");
+        assert_eq!(body.code, 500);
+        assert_eq!(body.kind, "InternalServerException");
+        assert!(body.message.contains("boom"));
     }
 
     #[test]
     fn enospc_is_recognised() {
         assert!(is_no_space(&std::io::Error::from_raw_os_error(28)));
         assert!(!is_no_space(&std::io::Error::from_raw_os_error(2)));
+        let full = CoreError::write_failed(
+            Path::new("/s"),
+            "a.mar",
+            std::io::Error::from_raw_os_error(28),
+        );
+        assert_eq!(full.status(), 507);
+        let other = CoreError::write_failed(
+            Path::new("/s"),
+            "a.mar",
+            std::io::Error::from_raw_os_error(13),
+        );
+        assert_eq!(other.status(), 500);
     }
 }

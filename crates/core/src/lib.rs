@@ -2,19 +2,40 @@
 //! in object storage, pulls them through a Dragonfly peer into TorchServe's
 //! model store without ever exposing a partial file, and registers them.
 //!
-//! Hosts (the JNI bridge, the CLI) provide a [`registry::ModelRegistry`] and
+//! The modules follow the stages of a pull; each says what it may import,
+//! and imports only point down this list:
+//!
+//! | module        | owns                                                   |
+//! |---------------|--------------------------------------------------------|
+//! | `api`         | the REST surface: routes, query parsing, GET, DELETE   |
+//! | `pull`        | orchestration: plan, per-model steps, progress, report |
+//! | `register`    | TorchServe registration: trait, options, outcomes      |
+//! | `format`      | archive forms and how each is unpacked                 |
+//! | `transfer`    | the Dragonfly protocol, the retrying download, writer  |
+//! | `source`      | object stores behind one trait (S3 today)              |
+//! | `model_store` | names, staging, the replace transaction, lock, ledger  |
+//! | `config`      | the config file, its location rules, its redacted view |
+//! | `error`       | the error type, its status table, the JSON error body  |
+//! | `hooks`       | fault points only test builds can trigger              |
+//!
+//! Hosts (the JNI bridge, the CLI) provide a [`register::ModelRegistry`] and
 //! call [`api::handle`] or [`pull::pull`].
 
 pub mod api;
 pub mod config;
 pub mod error;
-pub mod fetch;
-pub mod progress;
+pub mod format;
+pub mod hooks;
+pub mod model_store;
 pub mod pull;
-pub mod registry;
-pub mod request;
-pub mod storage;
-pub mod store;
-pub mod unpack;
+pub mod register;
+pub mod source;
+pub mod transfer;
+
+use std::future::Future;
+use std::pin::Pin;
 
 pub use error::{CoreError, Result};
+
+/// The future a trait object's async method returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -1,10 +1,11 @@
 //! The JNI bridge: the only crate that knows about Java.
 //!
 //! One native method, `NativeBridge.handle(method, path, query, modelStore,
-//! properties)`, returns `"<status>\n<json body>"`. Domain errors come back
-//! as a status and TorchServe-style JSON; only bridge faults (bad arguments,
-//! JNI failures, panics) throw, as `NativeBridgeException`, which the Java
-//! endpoint turns into a 500 JSON answer.
+//! properties)`, returns `"<status>\n<json body>"`. Domain errors, and a
+//! panic inside the core, come back as a status and TorchServe-style JSON
+//! built by the core; only faults of the bridge itself (bad arguments, JNI
+//! failures) throw, as `NativeBridgeException`, which the Java endpoint
+//! turns into a 500 JSON answer.
 //!
 //! Keep the Java declarations in `java-plugin/.../NativeBridge.java` and
 //! `TorchServeModels.java` in sync with the names and signatures here.
@@ -14,11 +15,13 @@ mod logging;
 mod registry;
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use dragonfly_endpoint_core::api::query::Query;
 use dragonfly_endpoint_core::api::{self, ApiResponse, HostContext};
-use dragonfly_endpoint_core::request::Query;
+use dragonfly_endpoint_core::error::ErrorBody;
 use jni::errors::ErrorPolicy;
 use jni::objects::{JClass, JObjectArray, JString};
 use jni::{jni_str, Env, EnvUnowned};
@@ -115,8 +118,20 @@ pub extern "system" fn Java_org_dragonflyoss_torchserve_NativeBridge_handle<'loc
                     .collect::<BTreeMap<_, _>>(),
             };
             let registry = Arc::new(JvmRegistry::new(env)?);
-            let response =
-                runtime()?.block_on(api::handle(&method, &path, &parsed_query, &host, registry));
+            let runtime = runtime()?;
+            // A panic in the core is a 500 answer like any internal error;
+            // the runtime and this pool thread stay usable.
+            let response = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                runtime.block_on(api::handle(&method, &path, &parsed_query, &host, registry))
+            }))
+            .unwrap_or_else(|payload| {
+                let body = ErrorBody::panic(payload.as_ref());
+                tracing::error!("{method} {path}: {}", body.message);
+                ApiResponse {
+                    status: body.code,
+                    body: body.json(),
+                }
+            });
             Ok(JString::from_str(env, encode(&response))?)
         })
         .resolve::<ThrowBridgeException>()
@@ -159,12 +174,8 @@ impl<T: Default> ErrorPolicy<T, BridgeError> for ThrowBridgeException {
         _captures: &mut Self::Captures<'unowned_env_local, 'native_method>,
         payload: Box<dyn std::any::Any + Send + 'static>,
     ) -> jni::errors::Result<T> {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".into());
-        throw(env, format!("dragonfly-endpoint panicked: {message}"));
+        // A panic in the bridge's own glue (the core's are caught above).
+        throw(env, ErrorBody::panic(payload.as_ref()).message);
         Ok(T::default())
     }
 }

@@ -88,16 +88,21 @@ impl<S: Subscriber> Layer<S> for JavaLogLayer {
         let Ok(vm) = JavaVM::singleton() else {
             return;
         };
-        // Logging must never fail a request: errors are dropped.
+        // Logging must never fail a request: errors are dropped, and an
+        // exception the call raised is cleared so the thread stays usable.
         let _ = vm.attach_current_thread(|env| -> jni::errors::Result<()> {
-            let text = JString::from_str(env, &message.0)?;
-            env.call_static_method(
-                class,
-                jni_str!("log"),
-                jni_sig!((jint, java.lang.String) -> void),
-                &[JValue::Int(level), JValue::Object(&text)],
-            )?;
-            Ok(())
+            let sent = JString::from_str(env, &message.0).and_then(|text| {
+                env.call_static_method(
+                    class,
+                    jni_str!("log"),
+                    jni_sig!((jint, java.lang.String) -> void),
+                    &[JValue::Int(level), JValue::Object(&text)],
+                )
+            });
+            if env.exception_check() {
+                env.exception_clear();
+            }
+            sent.map(|_| ())
         });
     }
 }

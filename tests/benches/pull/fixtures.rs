@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dragonfly_endpoint_core::fetch::filtered_query_params;
+use dragonfly_endpoint_core::source::s3::SIGNING_PARAMS;
+use dragonfly_endpoint_core::transfer::dragonfly::filtered_query_params;
 use dragonfly_endpoint_testbed::{
     cli_in_target, config_json, http_with_timeout, write_config_file, Mar, Origin, S3Server, BUCKET,
 };
@@ -107,7 +108,7 @@ pub fn curl(url: &str, proxy: Option<&str>, out: &Path) -> f64 {
                 "-H",
                 &format!(
                     "X-Dragonfly-Filtered-Query-Params: {}",
-                    filtered_query_params(&[])
+                    filtered_query_params(SIGNING_PARAMS, &[])
                 ),
             ]);
         }

@@ -40,10 +40,22 @@ public final class NativeBridge {
 
         static Answer internalError(Throwable t) {
             LOG.error("dragonfly endpoint failed", t);
-            String message = t.getClass().getSimpleName() + ": " + t.getMessage();
+            return error(
+                    500, "InternalServerException", t.getClass().getSimpleName() + ": " + t.getMessage());
+        }
+
+        /**
+         * TorchServe's error body, for the two cases Rust cannot answer: the library did not load,
+         * or the bridge itself failed. Every other body is built in Rust.
+         */
+        static Answer error(int code, String type, String message) {
             return new Answer(
-                    500,
-                    "{\"code\": 500, \"type\": \"InternalServerException\", \"message\": "
+                    code,
+                    "{\"code\": "
+                            + code
+                            + ", \"type\": "
+                            + quote(type)
+                            + ", \"message\": "
                             + quote(message)
                             + "}");
         }
@@ -58,11 +70,7 @@ public final class NativeBridge {
     public static Answer call(
             String method, String path, String[] query, String modelStore, String[] properties) {
         if (LOAD_ERROR != null) {
-            return new Answer(
-                    500,
-                    "{\"code\": 500, \"type\": \"NativeLibraryException\", \"message\": "
-                            + quote(LOAD_ERROR)
-                            + "}");
+            return Answer.error(500, "NativeLibraryException", LOAD_ERROR);
         }
         try {
             String answer = handle(method, path, query, modelStore, properties);

@@ -1,22 +1,20 @@
 package org.dragonflyoss.torchserve;
 
+import java.util.HashMap;
+import java.util.Map;
 import java.util.Properties;
-import org.pytorch.serve.archive.DownloadArchiveException;
-import org.pytorch.serve.archive.model.InvalidModelException;
 import org.pytorch.serve.archive.model.Manifest;
-import org.pytorch.serve.archive.model.ModelException;
-import org.pytorch.serve.archive.model.ModelNotFoundException;
-import org.pytorch.serve.http.ConflictStatusException;
 import org.pytorch.serve.http.StatusResponse;
 import org.pytorch.serve.util.ApiUtils;
 import org.pytorch.serve.util.ConfigManager;
 import org.pytorch.serve.wlm.ModelManager;
-import org.pytorch.serve.wlm.WorkerInitializationException;
 
 /**
  * TorchServe's model registry, called from Rust ({@code crates/jni/src/registry.rs}). Goes
  * through TorchServe's own ApiUtils inside this JVM, so it works with the model API off and token
- * authorization on. Answers are {@code "<status>\n<message>"}; nothing here throws.
+ * authorization on. Every call answers {@code "<status>\n<exception>\n<message>"} (status or
+ * exception left empty) and never throws: what an answer means is decided in Rust, in one table
+ * shared with the HTTP registry ({@code crates/core/src/register/outcome.rs}).
  */
 final class TorchServeModels {
     private TorchServeModels() {}
@@ -26,87 +24,65 @@ final class TorchServeModels {
         return store != null ? store : ConfigManager.getInstance().getModelStore();
     }
 
-    static String register(
-            String url,
-            String modelName,
-            String handler,
-            String runtime,
-            int batchSize,
-            int maxBatchDelay,
-            int responseTimeout,
-            int startupTimeout,
-            int initialWorkers,
-            boolean synchronous) {
+    /**
+     * Registers a model.
+     *
+     * @param options name/value pairs, flattened, in TorchServe's names ({@code
+     *     RegisterOptions::pairs} in Rust)
+     */
+    static String register(String url, String modelName, String[] options) {
         try {
-            Manifest.RuntimeType runtimeType =
-                    runtime == null ? null : Manifest.RuntimeType.fromValue(runtime);
+            Map<String, String> option = new HashMap<>();
+            for (int i = 0; i + 1 < options.length; i += 2) {
+                option.put(options[i], options[i + 1]);
+            }
+            String runtime = option.get("runtime");
             StatusResponse status =
                     ApiUtils.handleRegister(
                             url,
                             modelName,
-                            runtimeType,
-                            handler,
-                            batchSize,
-                            maxBatchDelay,
-                            responseTimeout,
-                            startupTimeout,
-                            initialWorkers,
-                            synchronous,
+                            runtime == null ? null : Manifest.RuntimeType.fromValue(runtime),
+                            option.get("handler"),
+                            Integer.parseInt(option.get("batch_size")),
+                            Integer.parseInt(option.get("max_batch_delay")),
+                            Integer.parseInt(option.get("response_timeout")),
+                            Integer.parseInt(option.get("startup_timeout")),
+                            Integer.parseInt(option.get("initial_workers")),
+                            Boolean.parseBoolean(option.get("synchronous")),
                             false,
                             false);
-            int code = status.getHttpResponseCode();
-            if (code >= 300 && isRegistered(modelName)) {
-                // Workers failed to start: leave nothing half-registered behind.
-                unregister(modelName);
-            }
-            return answer(code, status.getStatus());
-        } catch (ConflictStatusException e) {
-            return answer(409, e.getMessage());
-        } catch (ModelNotFoundException e) {
-            return answer(404, e.getMessage());
-        } catch (InvalidModelException | DownloadArchiveException | IllegalArgumentException e) {
-            return answer(400, e.getMessage());
-        } catch (WorkerInitializationException e) {
-            cleanUp(modelName);
-            return answer(500, "workers failed to start: " + e.getMessage());
-        } catch (ModelException e) {
-            return answer(400, e.getMessage());
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            cleanUp(modelName);
-            return answer(500, "interrupted while registering");
+            return answer(Integer.toString(status.getHttpResponseCode()), "", status.getStatus());
         } catch (Throwable t) {
-            cleanUp(modelName);
-            return answer(500, t.getClass().getSimpleName() + ": " + t.getMessage());
+            return thrown(t);
         }
     }
 
     static String unregister(String modelName) {
         try {
             ApiUtils.unregisterModel(modelName, null);
-            return answer(200, "Model \"" + modelName + "\" unregistered");
-        } catch (ModelNotFoundException e) {
-            return answer(404, e.getMessage());
+            return answer("200", "", "Model \"" + modelName + "\" unregistered");
         } catch (Throwable t) {
-            return answer(500, t.getClass().getSimpleName() + ": " + t.getMessage());
+            return thrown(t);
         }
     }
 
-    static boolean isRegistered(String modelName) {
-        return ModelManager.getInstance().getDefaultModels().containsKey(modelName);
-    }
-
-    private static void cleanUp(String modelName) {
+    static String isRegistered(String modelName) {
         try {
-            if (isRegistered(modelName)) {
-                ApiUtils.unregisterModel(modelName, null);
-            }
-        } catch (Throwable ignored) {
-            // Best effort: the original failure is what the caller needs.
+            boolean known = ModelManager.getInstance().getDefaultModels().containsKey(modelName);
+            return answer(known ? "200" : "404", "", "");
+        } catch (Throwable t) {
+            return thrown(t);
         }
     }
 
-    private static String answer(int status, String message) {
-        return status + "\n" + (message == null ? "" : message);
+    private static String thrown(Throwable t) {
+        if (t instanceof InterruptedException) {
+            Thread.currentThread().interrupt();
+        }
+        return answer("", t.getClass().getSimpleName(), String.valueOf(t.getMessage()));
+    }
+
+    private static String answer(String status, String exception, String message) {
+        return status + "\n" + exception + "\n" + (message == null ? "" : message);
     }
 }

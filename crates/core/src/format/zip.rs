@@ -1,14 +1,15 @@
-//! Unpacks a `.mar` (a zip archive) into a directory that TorchServe
-//! registers as it is, so registration no longer waits for TorchServe to
-//! unzip the archive on one core.
+//! The `.mar` form: a zip archive, unpacked into a directory that
+//! TorchServe registers as it is, so registration no longer waits for
+//! TorchServe to unzip the archive on one core.
 //!
 //! While the archive downloads, a thread of its own inflates the entries
-//! from the same blocks the writer stores ([`StreamFeed`]): unpacking
-//! overlaps the transfer. When the download ends, what the stream produced
-//! is checked against the archive's central directory. Where the stream
-//! cannot be used (entries with data descriptors, a transfer restarted from
-//! byte 0, an archive the peer hard-linked without streaming it, an archive
-//! already in the store), the finished file is unpacked instead.
+//! from the same blocks the writer stores ([`StreamFeed`], the download's
+//! [`BlockTap`]): unpacking overlaps the transfer. When the download ends,
+//! what the stream produced is checked against the archive's central
+//! directory. Where the stream cannot be used (entries with data
+//! descriptors, a transfer restarted from byte 0, an archive the peer
+//! hard-linked without streaming it, an archive already in the store), the
+//! finished file is unpacked instead.
 //!
 //! Either way every entry's CRC-32 is checked, every entry becomes a
 //! regular file inside the directory (a name that would escape it is
@@ -24,51 +25,18 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use bytes::{Buf, Bytes};
-use serde::Serialize;
 use zip::read::ZipFile;
 use zip::result::ZipError;
 use zip::ZipArchive;
 
-use crate::fetch::SYNC_EVERY_BYTES;
-use crate::store::TempDir;
+use super::{empty_dir, UnpackError, UnpackStats, UnpackedFrom};
+use crate::model_store::TempDir;
+use crate::transfer::writer::{BlockTap, SYNC_EVERY_BYTES};
 
 /// Read and write size while copying an entry out.
 const COPY_BUFFER: usize = 1 << 20;
 /// 1 MiB blocks queued for the unpacking thread before the writer waits.
 const BLOCKS_QUEUED: usize = 8;
-
-/// Where an unpacked directory came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UnpackedFrom {
-    /// Inflated while the archive downloaded.
-    Stream,
-    /// Unpacked from the finished archive file.
-    File,
-    /// Already unpacked by an earlier pull of the same archive version.
-    Cache,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UnpackStats {
-    pub files: usize,
-    /// Uncompressed bytes written.
-    pub bytes: u64,
-}
-
-/// Why an archive could not be unpacked.
-#[derive(Debug, thiserror::Error)]
-pub enum UnpackError {
-    /// Not a zip at all: TorchServe gets the `.mar` and decides.
-    #[error("not a zip archive")]
-    NotZip,
-    /// A zip that must not be used: bad CRC, unsafe name, truncated entry.
-    #[error("{0}")]
-    Invalid(String),
-    /// Writing the directory failed (a full disk, permissions).
-    #[error(transparent)]
-    Io(#[from] io::Error),
-}
 
 impl From<ZipError> for UnpackError {
     fn from(err: ZipError) -> Self {
@@ -97,10 +65,10 @@ pub struct StreamFeed {
     restarted: Arc<AtomicBool>,
 }
 
-impl StreamFeed {
+impl BlockTap for StreamFeed {
     /// Blocks while the unpacking thread is [`BLOCKS_QUEUED`] blocks
     /// behind, so memory stays bounded and the slower side sets the pace.
-    pub fn push(&mut self, block: &Bytes) {
+    fn block(&mut self, block: &Bytes) {
         if let Some(blocks) = &self.blocks {
             if blocks.send(block.clone()).is_err() {
                 // The thread stopped (done or failed); finish() decides.
@@ -110,7 +78,7 @@ impl StreamFeed {
     }
 
     /// The transfer starts over from byte 0: what was streamed is void.
-    pub fn restart(&mut self) {
+    fn restart(&mut self) {
         self.blocks = None;
         self.restarted.store(true, Ordering::Relaxed);
     }
@@ -217,29 +185,6 @@ pub fn unpack_file(archive: &Path, dir: &TempDir) -> Result<UnpackStats, UnpackE
     Ok(stats)
 }
 
-/// Files and directories under `dir`, counted (for a cached directory).
-pub fn count_files(dir: &Path) -> UnpackStats {
-    let mut stats = UnpackStats::default();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return stats;
-    };
-    for entry in entries.flatten() {
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => {
-                let inner = count_files(&entry.path());
-                stats.files += inner.files;
-                stats.bytes += inner.bytes;
-            }
-            Ok(_) => {
-                stats.files += 1;
-                stats.bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
-            }
-            Err(_) => {}
-        }
-    }
-    stats
-}
-
 fn unpack_stream(reader: &mut impl Read, dir: &Path) -> StreamResult {
     let mut entries = Vec::new();
     let mut stats = UnpackStats::default();
@@ -328,18 +273,6 @@ fn sorted(mut entries: Vec<EntryDigest>) -> Vec<EntryDigest> {
     entries
 }
 
-fn empty_dir(dir: &Path) -> io::Result<()> {
-    for entry in fs::read_dir(dir)?.flatten() {
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            fs::remove_dir_all(path)?;
-        } else {
-            fs::remove_file(path)?;
-        }
-    }
-    Ok(())
-}
-
 /// Reads the blocks the writer sends, in order; the end of the channel is
 /// the end of the stream.
 struct ChannelReader {
@@ -365,7 +298,7 @@ impl Read for ChannelReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ModelStore;
+    use crate::model_store::ModelStore;
     use zip::write::SimpleFileOptions;
     use zip::CompressionMethod;
 
@@ -413,7 +346,7 @@ mod tests {
 
     fn feed_in_blocks(feed: &mut StreamFeed, bytes: &[u8], block: usize) {
         for chunk in bytes.chunks(block) {
-            feed.push(&Bytes::copy_from_slice(chunk));
+            feed.block(&Bytes::copy_from_slice(chunk));
         }
     }
 
@@ -426,7 +359,7 @@ mod tests {
         let bytes = fs::read(&archive).unwrap();
 
         let (unpacker, mut feed) =
-            stream_unpacker(store.create_unpack_temp("m.mar").unwrap()).unwrap();
+            stream_unpacker(store.create_temp_dir("m.mar").unwrap()).unwrap();
         feed_in_blocks(&mut feed, &bytes, 4096);
         drop(feed);
         let (dir, stats, from) = unpacker.finish(&archive).unwrap();
@@ -449,7 +382,7 @@ mod tests {
 
         // Half the bytes, then the transfer starts over.
         let (unpacker, mut feed) =
-            stream_unpacker(store.create_unpack_temp("m.mar").unwrap()).unwrap();
+            stream_unpacker(store.create_temp_dir("m.mar").unwrap()).unwrap();
         feed_in_blocks(&mut feed, &bytes[..bytes.len() / 2], 1000);
         feed.restart();
         feed_in_blocks(&mut feed, &bytes, 1000);
@@ -459,7 +392,7 @@ mod tests {
         assert_unpacked(dir.path(), &files);
 
         // Nothing streamed at all (a hard-linked archive).
-        let (unpacker, feed) = stream_unpacker(store.create_unpack_temp("m.mar").unwrap()).unwrap();
+        let (unpacker, feed) = stream_unpacker(store.create_temp_dir("m.mar").unwrap()).unwrap();
         drop(feed);
         let (dir, _, from) = unpacker.finish(&archive).unwrap();
         assert_eq!(from, UnpackedFrom::File);
@@ -479,7 +412,7 @@ mod tests {
         fs::write(&archive, &bytes).unwrap();
 
         let (unpacker, mut feed) =
-            stream_unpacker(store.create_unpack_temp("m.mar").unwrap()).unwrap();
+            stream_unpacker(store.create_temp_dir("m.mar").unwrap()).unwrap();
         feed_in_blocks(&mut feed, &bytes, 65536);
         drop(feed);
         let err = unpacker.finish(&archive).unwrap_err();
@@ -500,7 +433,7 @@ mod tests {
         zip.write_all(b"x").unwrap();
         zip.finish().unwrap();
 
-        let dir = store.create_unpack_temp("evil.mar").unwrap();
+        let dir = store.create_temp_dir("evil.mar").unwrap();
         let err = unpack_file(&archive, &dir).unwrap_err();
         assert!(
             matches!(err, UnpackError::Invalid(ref m) if m.contains("outside")),
@@ -516,7 +449,7 @@ mod tests {
         let store = ModelStore::open(work.path()).unwrap();
         let archive = work.path().join("x.mar");
         fs::write(&archive, b"this is not a zip archive").unwrap();
-        let dir = store.create_unpack_temp("x.mar").unwrap();
+        let dir = store.create_temp_dir("x.mar").unwrap();
         assert!(matches!(
             unpack_file(&archive, &dir),
             Err(UnpackError::NotZip)
@@ -531,7 +464,7 @@ mod tests {
         sample_zip(&archive);
         let bytes = fs::read(&archive).unwrap();
         let (unpacker, mut feed) =
-            stream_unpacker(store.create_unpack_temp("m.mar").unwrap()).unwrap();
+            stream_unpacker(store.create_temp_dir("m.mar").unwrap()).unwrap();
         feed_in_blocks(&mut feed, &bytes[..bytes.len() / 3], 4096);
         drop(feed);
         drop(unpacker);

@@ -1,51 +1,40 @@
-//! Object storage: lists model archives, reads their size and ETag, and
-//! presigns the GET that the Dragonfly peer fetches.
-//!
-//! S3 and any S3-compatible store through aws-sdk-s3. Credentials come from
-//! the config file when it has them, else from the standard AWS chain
-//! (environment, profiles, web identity, instance metadata).
+//! S3 and any S3-compatible store, through aws-sdk-s3: listing, HEAD and
+//! presigned GETs. Credentials come from the config file when it has them,
+//! else from the standard AWS chain (environment, profiles, web identity,
+//! instance metadata).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 
+use super::{is_archive_key, ObjectInfo, ObjectSource, PresignedUrl};
 use crate::config::ObjectStorageConfig;
 use crate::error::{CoreError, Result};
+use crate::BoxFuture;
 
-/// What the pull needs to know of one object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
-    pub key: String,
-    pub size: u64,
-    /// The ETag without quotes.
-    pub etag: Option<String>,
-}
+/// Query parameters of a presigned S3 URL that differ between signers of the
+/// same object (SigV4 query authentication, plus the SDK's `x-id`).
+pub const SIGNING_PARAMS: &[&str] = &[
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "x-id",
+];
 
-impl ObjectInfo {
-    /// The content's MD5 when the ETag is one (single-part uploads without
-    /// SSE-KMS); multipart ETags carry a `-N` suffix and are not digests.
-    pub fn md5(&self) -> Option<String> {
-        let etag = self.etag.as_deref()?;
-        (etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| etag.to_ascii_lowercase())
-    }
-}
-
-/// Whether an object key names a model archive TorchServe can load.
-pub fn is_archive_key(key: &str) -> bool {
-    key.ends_with(".mar") && !key.ends_with('/')
-}
-
-pub struct ObjectStore {
+pub struct S3Source {
     client: aws_sdk_s3::Client,
     bucket: String,
     presign_expiry: Duration,
 }
 
-impl ObjectStore {
+impl S3Source {
     /// `ca_pem`: extra CA certificates to trust (`download.ca_cert`), for
     /// stores whose certificate a private CA signed.
     pub async fn connect(
@@ -85,23 +74,15 @@ impl ObjectStore {
         if let Some(endpoint) = &cfg.endpoint {
             builder = builder.endpoint_url(endpoint);
         }
-        Ok(ObjectStore {
+        Ok(S3Source {
             client: aws_sdk_s3::Client::from_conf(builder.build()),
             bucket: bucket.to_string(),
             presign_expiry: Duration::from_secs(cfg.presign_expiry_secs),
         })
     }
 
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
-    pub fn object_url(&self, key: &str) -> String {
-        format!("s3://{}/{}", self.bucket, key)
-    }
-
     /// Every model archive under `prefix`, following continuation tokens.
-    pub async fn list_archives(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+    async fn list_archives(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let mut found = Vec::new();
         let mut pages = self
             .client
@@ -127,7 +108,7 @@ impl ObjectStore {
         Ok(found)
     }
 
-    pub async fn head(&self, key: &str) -> Result<ObjectInfo> {
+    async fn head(&self, key: &str) -> Result<ObjectInfo> {
         let head = self
             .client
             .head_object()
@@ -145,7 +126,8 @@ impl ObjectStore {
 
     /// A presigned GET URL. It carries the access key id and a signature:
     /// never log or return it.
-    pub async fn presign_get(&self, key: &str) -> Result<String> {
+    async fn presign_get(&self, key: &str) -> Result<PresignedUrl> {
+        let expires_at = SystemTime::now() + self.presign_expiry;
         let config = PresigningConfig::expires_in(self.presign_expiry)
             .map_err(|e| CoreError::Internal(format!("presign expiry: {e}")))?;
         let request = self
@@ -156,7 +138,10 @@ impl ObjectStore {
             .presigned(config)
             .await
             .map_err(|e| self.sdk_error(e, key))?;
-        Ok(request.uri().to_string())
+        Ok(PresignedUrl {
+            url: request.uri().to_string(),
+            expires_at: Some(expires_at),
+        })
     }
 
     fn sdk_error<E, R>(&self, err: SdkError<E, R>, what: &str) -> CoreError
@@ -207,6 +192,32 @@ impl ObjectStore {
             },
             _ => CoreError::Storage(format!("request for {object} failed")),
         }
+    }
+}
+
+impl ObjectSource for S3Source {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn object_url(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, key)
+    }
+
+    fn signing_params(&self) -> &'static [&'static str] {
+        SIGNING_PARAMS
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>>> {
+        Box::pin(self.list_archives(prefix))
+    }
+
+    fn stat<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<ObjectInfo>> {
+        Box::pin(self.head(key))
+    }
+
+    fn presign<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<PresignedUrl>> {
+        Box::pin(self.presign_get(key))
     }
 }
 
@@ -292,28 +303,6 @@ fn unquote(etag: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn md5_only_from_single_part_etags() {
-        let info = |etag: &str| ObjectInfo {
-            key: "a.mar".into(),
-            size: 1,
-            etag: Some(etag.into()),
-        };
-        assert_eq!(
-            info("9E107D9D372BB6826BD81D3542A419D6").md5().as_deref(),
-            Some("9e107d9d372bb6826bd81d3542a419d6")
-        );
-        assert_eq!(info("9e107d9d372bb6826bd81d3542a419d6-3").md5(), None);
-        assert_eq!(info("xyz").md5(), None);
-    }
-
-    #[test]
-    fn only_mar_objects_are_archives() {
-        assert!(is_archive_key("models/a.mar"));
-        assert!(!is_archive_key("models/readme.txt"));
-        assert!(!is_archive_key("models/a.mar/"));
-    }
 
     #[test]
     fn s3_error_codes_map_to_statuses() {

@@ -1,6 +1,7 @@
 //! The process-wide table of pulls, in flight and done, that `GET /dragonfly`
 //! reports. Byte counters are atomics updated by the downloader, so a status
-//! call never waits on a pull.
+//! call never waits on a pull. (It lives with the pull that writes it, not
+//! with the API that reads it, so that the pull never imports the API.)
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::store::unix_now;
+use crate::model_store::unix_now;
 
 /// How many finished pulls the table keeps.
 const HISTORY: usize = 256;
@@ -55,12 +56,13 @@ impl Progress {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    pub fn total(&self) -> u64 {
-        self.total.load(Ordering::Relaxed)
+    /// The byte counter the download updates.
+    pub fn counter(&self) -> &AtomicU64 {
+        &self.bytes
     }
 
-    pub fn add_bytes(&self, n: u64) {
-        self.bytes.fetch_add(n, Ordering::Relaxed);
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
     }
 
     pub fn set_total(&self, n: u64) {
@@ -191,7 +193,7 @@ mod tests {
     #[test]
     fn snapshot_reports_bytes_and_error() {
         let p = Progress::new("m", "m.mar", "s3://b/m.mar", 100);
-        p.add_bytes(40);
+        p.counter().fetch_add(40, Ordering::Relaxed);
         p.fail("boom");
         let s = p.snapshot();
         assert_eq!((s.bytes, s.total, s.phase), (40, 100, Phase::Failed));

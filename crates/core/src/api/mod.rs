@@ -1,0 +1,149 @@
+//! The REST API of the plugin, independent of how requests arrive: method,
+//! path and query in, status and JSON body out. The JNI bridge, the CLI and
+//! tests call [`handle`]; nothing here knows about Java.
+//!
+//! | method | path                | what                                   |
+//! |--------|---------------------|----------------------------------------|
+//! | PUT    | /dragonfly          | pull and register                      |
+//! | POST   | /dragonfly[/models] | the same, the Java endpoint's call     |
+//! | GET    | /dragonfly          | config (secrets masked) and pulls      |
+//! | DELETE | /dragonfly          | unregister a model, remove its archive |
+//!
+//! May import: `pull`, `config`, `register`, `model_store`, `error`.
+
+mod delete;
+pub mod query;
+mod status;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigLocation};
+use crate::error::{CoreError, Result};
+use crate::hooks;
+use crate::model_store::ModelStore;
+use crate::pull::progress::PullTable;
+use crate::pull::{pull, PullHost};
+use crate::register::ModelRegistry;
+use query::Query;
+
+/// What the host process tells about itself.
+#[derive(Debug, Clone, Default)]
+pub struct HostContext {
+    pub model_store: PathBuf,
+    /// TorchServe's config.properties (only `dragonfly_endpoint_*` are used).
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl ApiResponse {
+    fn ok(body: serde_json::Value) -> Self {
+        ApiResponse { status: 200, body }
+    }
+
+    pub fn error(err: &CoreError) -> Self {
+        ApiResponse {
+            status: err.status(),
+            body: err.body().json(),
+        }
+    }
+}
+
+pub async fn handle(
+    method: &str,
+    path: &str,
+    query: &Query,
+    host: &HostContext,
+    registry: Arc<dyn ModelRegistry>,
+) -> ApiResponse {
+    hooks::point("api.handle");
+    let route = path.trim_end_matches('/');
+    let result = match route_method(method, route, path) {
+        Ok(()) => match method {
+            "PUT" | "POST" => pull_models(query, host, registry).await,
+            "GET" => status::status(query, host),
+            "DELETE" => delete::delete_model(query, host, registry).await,
+            _ => Err(CoreError::Internal(format!("unrouted method {method}"))),
+        },
+        Err(err) => Err(err),
+    };
+    result.unwrap_or_else(|err| {
+        let response = ApiResponse::error(&err);
+        if response.status >= 500 {
+            tracing::error!("{method} {route}: {err}");
+        } else {
+            tracing::warn!("{method} {route}: {err}");
+        }
+        response
+    })
+}
+
+/// The routes and the methods each takes.
+fn route_method(method: &str, route: &str, path: &str) -> Result<()> {
+    let allowed: &[&str] = match route {
+        "/dragonfly" => &["GET", "PUT", "POST", "DELETE"],
+        "/dragonfly/models" => &["POST"],
+        _ => {
+            return Err(CoreError::RouteNotFound {
+                path: path.to_string(),
+            })
+        }
+    };
+    if allowed.contains(&method) {
+        Ok(())
+    } else {
+        Err(CoreError::MethodNotAllowed {
+            method: method.to_string(),
+            route: route.to_string(),
+            allowed: allowed.join(", "),
+        })
+    }
+}
+
+fn load_config(requested: Option<&str>, host: &HostContext) -> Result<Config> {
+    let location = ConfigLocation::from_env(&host.properties);
+    let path = location.resolve(requested)?;
+    Config::load(&path)
+}
+
+async fn pull_models(
+    query: &Query,
+    host: &HostContext,
+    registry: Arc<dyn ModelRegistry>,
+) -> Result<ApiResponse> {
+    let parsed = query::parse_pull(query)?;
+    let config = load_config(parsed.config.as_deref(), host)?;
+    let pull_host = PullHost {
+        store: ModelStore::open(&host.model_store)?,
+        registry: Some(registry),
+        table: PullTable::global(),
+        on_start: None,
+    };
+    let report = pull(&pull_host, &config, &parsed.request).await?;
+    Ok(ApiResponse {
+        status: report.status(),
+        body: report.body(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_answer_404_and_405_as_errors() {
+        let not_found = route_method("GET", "/dragonfly/nope", "/dragonfly/nope").unwrap_err();
+        assert_eq!(not_found.body().kind, "ResourceNotFoundException");
+        let not_allowed =
+            route_method("PUT", "/dragonfly/models", "/dragonfly/models").unwrap_err();
+        assert_eq!(not_allowed.status(), 405);
+        assert!(not_allowed.to_string().contains("use POST"));
+        assert!(route_method("DELETE", "/dragonfly", "/dragonfly/").is_ok());
+    }
+}

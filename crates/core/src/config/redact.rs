@@ -1,0 +1,59 @@
+//! The config as `GET /dragonfly` shows it: every credential masked.
+
+use std::collections::BTreeMap;
+
+use super::Config;
+
+impl Config {
+    /// The config as `GET /dragonfly` shows it: secrets masked.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mask = |v: &Option<String>| v.as_ref().map(|_| "***");
+        let storage = &self.object_storage;
+        let headers: BTreeMap<&String, &str> = self
+            .header
+            .iter()
+            .map(|(k, v)| {
+                let secret = k.eq_ignore_ascii_case("authorization")
+                    || k.to_ascii_lowercase().contains("token")
+                    || k.eq_ignore_ascii_case("proxy-authorization");
+                (k, if secret { "***" } else { v.as_str() })
+            })
+            .collect();
+        serde_json::json!({
+            "source": self.source,
+            "addr": self.addr,
+            "header": headers,
+            "filter": self.filter,
+            "object_storage": {
+                "type": storage.kind,
+                "bucket_name": storage.bucket_name,
+                "prefix": storage.prefix,
+                "region": storage.region,
+                "endpoint": storage.endpoint,
+                "force_path_style": storage.path_style(),
+                "access_key": mask(&storage.access_key),
+                "secret_key": mask(&storage.secret_key),
+                "session_token": mask(&storage.session_token),
+                "credentials": if storage.access_key.is_some() { "config file" } else { "AWS credential chain" },
+                "presign_expiry_secs": storage.presign_expiry_secs,
+            },
+            "load_model": self.load_model,
+            "register": self.register,
+            "register_as": self.register_as,
+            "download": {
+                "fallback": self.download.fallback,
+                "concurrency": self.download.concurrency,
+                "retries": self.download.retries,
+                "retry_backoff_ms": self.download.retry_backoff_ms,
+                "connect_timeout_secs": self.download.connect_timeout_secs,
+                "read_timeout_secs": self.download.read_timeout_secs,
+                "verify_checksum": self.download.verify_checksum,
+                "hard_link": self.download.hard_link,
+                "hard_link_active": self.hard_link_active(),
+                "tls_verify": self.download.tls_verify,
+                "ca_cert": self.download.ca_cert,
+                "proxy_basic_auth": self.download.proxy_basic_auth.as_ref().map(|_| "*** (from environment)"),
+            },
+        })
+    }
+}

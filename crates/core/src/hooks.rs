@@ -1,0 +1,45 @@
+//! Fault points that only test builds can trigger (cargo feature
+//! `test-hooks`): the end-to-end suite uses them to make the core panic or
+//! die at a named step of a pull. In every other build [`point`] is an empty
+//! inline function.
+//!
+//! In a test build, `DRAGONFLY_ENDPOINT_TEST_HOOKS` names a file read at each
+//! point; each line is `<point> <action>`, action `panic` or `kill` (SIGKILL
+//! of the whole process, as `kill -9` would). A missing file arms nothing,
+//! so a test arms and disarms points while the process runs.
+//!
+//! May import: nothing of this crate.
+
+/// The environment variable naming the hooks file (test builds only).
+pub const HOOKS_ENV: &str = "DRAGONFLY_ENDPOINT_TEST_HOOKS";
+
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn point(_name: &str) {}
+
+#[cfg(feature = "test-hooks")]
+pub fn point(name: &str) {
+    let Some(path) = std::env::var_os(HOOKS_ENV) else {
+        return;
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() != Some(name) {
+            continue;
+        }
+        match words.next() {
+            Some("panic") => panic!("test hook {name}"),
+            Some("kill") => {
+                tracing::warn!("test hook {name}: killing the process");
+                // SAFETY: kill(2) with our own pid has no memory effects.
+                unsafe {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! One pull request from start to end, as orchestration only: connect the
+//! store, choose the archives ([`plan`]), pull each with bounded
+//! concurrency ([`model`]: download, commit, [`prepare`], register) and
+//! report every model's outcome ([`report`], [`progress`]).
+//!
+//! Each model is independent: one failing does not stop or undo the others.
+//! A model whose pull fails gets its previous archive back (or none), so the
+//! store ends as it was before the request for that model.
+//!
+//! May import: every stage (`config`, `source`, `transfer`, `format`,
+//! `model_store`, `register`), never `api`.
+
+mod model;
+pub mod plan;
+mod prepare;
+pub mod progress;
+pub mod report;
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, RegisterAs};
+use crate::error::{CoreError, Result};
+use crate::model_store::ModelStore;
+use crate::register::{ModelRegistry, Overrides, RegisterOptions};
+use crate::source::{self, ObjectSource};
+use crate::transfer::Fetcher;
+use progress::{Progress, PullTable};
+use report::PullReport;
+
+/// What a pull needs from its host (the plugin or the CLI).
+#[derive(Clone)]
+pub struct PullHost {
+    pub store: ModelStore,
+    /// None: only download (the CLI without a TorchServe to register into).
+    pub registry: Option<Arc<dyn ModelRegistry>>,
+    pub table: &'static PullTable,
+    /// Called with every new progress record (the CLI draws bars from them).
+    pub on_start: Option<Arc<dyn Fn(Arc<Progress>) + Send + Sync>>,
+}
+
+/// What a request asks to pull; unset fields come from the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullRequest {
+    /// `all`, a key or a comma list; None: the config's `load_model`.
+    pub model: Option<String>,
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+    /// The model name of a single archive.
+    pub model_name: Option<String>,
+    pub register: Overrides,
+}
+
+/// What every model of one pull shares.
+struct PullContext {
+    host: PullHost,
+    source: Arc<dyn ObjectSource>,
+    fetcher: Arc<Fetcher>,
+    options: RegisterOptions,
+    register_as: RegisterAs,
+}
+
+/// Runs a pull. Errors returned here concern the whole request (bad
+/// parameters, config, listing); per-model errors are in the report.
+pub async fn pull(host: &PullHost, config: &Config, request: &PullRequest) -> Result<PullReport> {
+    let bucket = request
+        .bucket
+        .clone()
+        .or_else(|| config.object_storage.bucket_name.clone())
+        .ok_or_else(|| {
+            CoreError::invalid(
+                "bucket",
+                "missing: set object_storage.bucket_name in the config or pass bucket=",
+            )
+        })?;
+    let prefix = plan::normalize_prefix(
+        request
+            .prefix
+            .as_deref()
+            .unwrap_or(&config.object_storage.prefix),
+    );
+    let selection = plan::selection(request, config)?;
+    let options = request.register.apply(&config.register)?;
+    if !config.download.tls_verify {
+        tracing::warn!(
+            "TLS certificate verification is OFF (download.tls_verify=false in {})",
+            config.source.display()
+        );
+    }
+
+    let ca_pem = config.ca_cert_pem()?;
+    let source: Arc<dyn ObjectSource> =
+        source::connect(&config.object_storage, &bucket, ca_pem.as_deref())
+            .await?
+            .into();
+    let planned = plan::plan(&*source, &prefix, &selection, request.model_name.as_deref()).await?;
+    let fetcher = Arc::new(Fetcher::new(config, source.signing_params())?);
+    host.store.remove_stale_temps();
+
+    let context = Arc::new(PullContext {
+        host: host.clone(),
+        source,
+        fetcher,
+        options,
+        register_as: config.register_as,
+    });
+    let limit = Arc::new(Semaphore::new(config.download.concurrency));
+    let mut tasks = Vec::new();
+    for item in planned {
+        let (context, limit) = (context.clone(), limit.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            model::pull_one(&context, item).await
+        }));
+    }
+    let mut models = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(report) => models.push(report),
+            Err(e) => return Err(CoreError::Internal(format!("pull task failed: {e}"))),
+        }
+    }
+    Ok(PullReport {
+        bucket,
+        prefix,
+        models,
+    })
+}

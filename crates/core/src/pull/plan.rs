@@ -1,0 +1,272 @@
+//! Which objects a pull fetches, and under which file and model names: the
+//! request's `model` (or the config's `load_model`) resolved against the
+//! store's listing or taken key by key.
+
+use std::collections::HashMap;
+
+use super::PullRequest;
+use crate::config::Config;
+use crate::error::{CoreError, Result};
+use crate::model_store::{default_model_name, file_name_for_key, validate_file_name};
+use crate::source::{ObjectInfo, ObjectSource};
+
+/// Which archives a pull wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every archive under the prefix.
+    All,
+    /// Keys relative to the prefix.
+    Keys(Vec<String>),
+}
+
+/// One archive to pull, as resolved from the request.
+pub struct Planned {
+    pub key: String,
+    pub file_name: String,
+    pub model_name: String,
+    /// Known from the listing; looked up with a stat otherwise.
+    pub info: Option<ObjectInfo>,
+}
+
+/// The archives to pull: the request's `model`, else the config's
+/// `load_model`.
+pub fn selection(request: &PullRequest, config: &Config) -> Result<Selection> {
+    let raw = match (&request.model, &config.load_model) {
+        (Some(model), _) => model.clone(),
+        (None, Some(load_model)) => load_model.clone(),
+        (None, None) => {
+            return Err(CoreError::invalid(
+                "model",
+                "missing: give model=all, model=a.mar or model=a.mar,b.mar (or set load_model in the config)",
+            ))
+        }
+    };
+    let selection = parse_selection(&raw)?;
+    let single = matches!(&selection, Selection::Keys(keys) if keys.len() == 1);
+    if request.model_name.is_some() && !single {
+        return Err(CoreError::invalid(
+            "model_name",
+            "can only be given when pulling a single model",
+        ));
+    }
+    Ok(selection)
+}
+
+/// Parses `all`, `a.mar` or `a.mar,b.mar`.
+pub fn parse_selection(raw: &str) -> Result<Selection> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("all") {
+        return Ok(Selection::All);
+    }
+    let keys: Vec<String> = raw.split(',').map(|k| k.trim().to_string()).collect();
+    if keys.iter().all(String::is_empty) {
+        return Err(CoreError::invalid("model", "the list of models is empty"));
+    }
+    for key in &keys {
+        validate_model_key(key)?;
+    }
+    for (i, key) in keys.iter().enumerate() {
+        if keys[..i].contains(key) {
+            return Err(CoreError::invalid(
+                "model",
+                format!("{key:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(Selection::Keys(keys))
+}
+
+/// A `model` entry: an object key relative to the prefix whose last segment
+/// becomes the file name in the model store.
+pub fn validate_model_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(CoreError::invalid(
+            "model",
+            "a model name in the list is empty",
+        ));
+    }
+    validate_key_text("model", key)?;
+    if key.starts_with('/') {
+        return Err(CoreError::invalid(
+            "model",
+            format!("{key:?} starts with '/': names are relative to the prefix"),
+        ));
+    }
+    if key
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+    {
+        return Err(CoreError::invalid(
+            "model",
+            format!("{key:?} contains a '.' or '..' segment"),
+        ));
+    }
+    let file_name = key.rsplit('/').next().unwrap_or(key);
+    validate_file_name(file_name)?;
+    if !file_name.ends_with(".mar") {
+        return Err(CoreError::invalid(
+            "model",
+            format!("{key:?} is not a model archive (the name must end with .mar)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Text that becomes part of an object key (`model`, `prefix`).
+pub fn validate_key_text(param: &str, text: &str) -> Result<()> {
+    if text.chars().any(char::is_control) {
+        return Err(CoreError::invalid(
+            param,
+            "contains a control character (or NUL)",
+        ));
+    }
+    if text.len() > 1024 {
+        return Err(CoreError::invalid(param, "is longer than 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// `models` and `models/` both mean the folder `models/`.
+pub fn normalize_prefix(prefix: &str) -> String {
+    let prefix = prefix.trim_start_matches('/');
+    if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
+/// Resolves the selection into archives, refusing two that would land on
+/// the same file name.
+pub async fn plan(
+    source: &dyn ObjectSource,
+    prefix: &str,
+    selection: &Selection,
+    model_name: Option<&str>,
+) -> Result<Vec<Planned>> {
+    let mut planned = Vec::new();
+    match selection {
+        Selection::All => {
+            let objects = source.list(prefix).await?;
+            if objects.is_empty() {
+                return Err(CoreError::NotFound(format!(
+                    "no model archives (*.mar) under {}",
+                    source.object_url(prefix)
+                )));
+            }
+            for info in objects {
+                let Ok(file_name) = file_name_for_key(&info.key) else {
+                    tracing::warn!("skipping object {:?}: not a usable file name", info.key);
+                    continue;
+                };
+                planned.push(Planned {
+                    key: info.key.clone(),
+                    model_name: default_model_name(&file_name),
+                    file_name,
+                    info: Some(info),
+                });
+            }
+        }
+        Selection::Keys(keys) => {
+            for key in keys {
+                let file_name = file_name_for_key(key)?;
+                let model_name = model_name
+                    .map(str::to_string)
+                    .unwrap_or_else(|| default_model_name(&file_name));
+                planned.push(Planned {
+                    key: format!("{prefix}{key}"),
+                    file_name,
+                    model_name,
+                    info: None,
+                });
+            }
+        }
+    }
+    // Two keys in different folders may end in the same file name.
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for item in &planned {
+        if let Some(other) = seen.insert(item.file_name.clone(), item.key.clone()) {
+            return Err(CoreError::Conflict(format!(
+                "objects {other:?} and {:?} would both be stored as {:?}",
+                item.key, item.file_name
+            )));
+        }
+    }
+    Ok(planned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_forms() {
+        assert_eq!(parse_selection("all").unwrap(), Selection::All);
+        assert_eq!(parse_selection("ALL").unwrap(), Selection::All);
+        assert_eq!(
+            parse_selection("a.mar").unwrap(),
+            Selection::Keys(vec!["a.mar".into()])
+        );
+        assert_eq!(
+            parse_selection("a.mar, dir/b c.mar").unwrap(),
+            Selection::Keys(vec!["a.mar".into(), "dir/b c.mar".into()])
+        );
+        assert_eq!(
+            parse_selection("модели/ä.mar").unwrap(),
+            Selection::Keys(vec!["модели/ä.mar".into()])
+        );
+    }
+
+    #[test]
+    fn bad_model_lists_are_refused_with_reasons() {
+        let long = format!("{}.mar", "a".repeat(252));
+        let cases = [
+            ("", "empty"),
+            (",", "empty"),
+            ("a.mar,,b.mar", "empty"),
+            ("a.mar,a.mar", "twice"),
+            ("../a.mar", "'..'"),
+            ("x/../a.mar", "'..'"),
+            ("/a.mar", "starts with '/'"),
+            ("a\0.mar", "control"),
+            ("a\n.mar", "control"),
+            ("a.txt", "must end with .mar"),
+            ("dir/..", "'..'"),
+            ("dir/", "empty"),
+            (long.as_str(), "255"),
+        ];
+        for (raw, needle) in cases {
+            let err = parse_selection(raw).expect_err(raw);
+            assert_eq!(err.status(), 400);
+            assert!(err.to_string().contains(needle), "{raw:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn prefixes_are_folders() {
+        assert_eq!(normalize_prefix(""), "");
+        assert_eq!(normalize_prefix("models"), "models/");
+        assert_eq!(normalize_prefix("/models/"), "models/");
+    }
+
+    #[test]
+    fn model_name_needs_a_single_model() {
+        let config = Config::parse(
+            br#"{"object_storage": {}}"#,
+            std::path::Path::new("/c.json"),
+        )
+        .unwrap();
+        let request = |model: Option<&str>, name: Option<&str>| PullRequest {
+            model: model.map(str::to_string),
+            model_name: name.map(str::to_string),
+            ..PullRequest::default()
+        };
+        assert!(selection(&request(Some("a.mar,b.mar"), Some("x")), &config).is_err());
+        assert!(selection(&request(Some("all"), Some("x")), &config).is_err());
+        assert!(selection(&request(Some("a.mar"), Some("x")), &config).is_ok());
+        assert!(selection(&request(None, None), &config)
+            .unwrap_err()
+            .to_string()
+            .contains("missing"));
+    }
+}

@@ -1,0 +1,455 @@
+//! Downloads one object through the Dragonfly peer's HTTP proxy into a file
+//! the caller staged: the retrying transfer ([`Fetcher`]), the peer protocol
+//! ([`dragonfly`]), the clients ([`client`]) and the block writer with its
+//! tap ([`writer`]).
+//!
+//! A broken transfer is retried with backoff and resumed with a `Range`
+//! request when the peer honours it; the length and, when the store gave
+//! one, the MD5 are checked before the caller may commit the file. The
+//! caller owns the file and its place in the store: nothing here creates or
+//! renames files.
+//!
+//! May import: `error`, `config`.
+
+pub mod client;
+pub mod dragonfly;
+pub mod writer;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use reqwest::header::{HeaderMap, CONTENT_RANGE, RANGE};
+use reqwest::StatusCode;
+
+use crate::config::Config;
+use crate::error::{describe_http_error, CoreError, Result};
+use client::Clients;
+use dragonfly::{header, ServedFrom};
+use writer::{spawn_writer, BlockTap, WriteTarget, WriterSink, BLOCK_SIZE};
+
+/// One object to download.
+#[derive(Clone)]
+pub struct FetchTarget {
+    /// `s3://bucket/key`, for messages (never the presigned URL).
+    pub object: String,
+    /// The presigned URL: a credential, never printed.
+    pub url: String,
+    /// When `url` stops being valid, if known.
+    pub expires_at: Option<SystemTime>,
+    pub size: u64,
+    /// Hex MD5 of the content when the store gave one.
+    pub md5: Option<String>,
+    /// The object's version (ETag), part of the Dragonfly task tag.
+    pub version: Option<String>,
+}
+
+impl std::fmt::Debug for FetchTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchTarget")
+            .field("object", &self.object)
+            .field("url", &"<presigned, not shown>")
+            .field("size", &self.size)
+            .field("md5", &self.md5)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// Where the download goes: a staged file, and a name the peer may
+/// hard-link its finished task to instead of streaming it.
+pub struct Destination<'a> {
+    pub file: WriteTarget,
+    pub link: Option<&'a Path>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub bytes: u64,
+    pub served_from: ServedFrom,
+    pub task_id: Option<String>,
+    pub attempts: u32,
+    /// The peer hard-linked its finished task to the link name: the file
+    /// there is the object, and nothing went through a socket.
+    pub hard_linked: bool,
+}
+
+pub struct Fetcher {
+    clients: Clients,
+    peer_addr: String,
+    headers: HeaderMap,
+    retries: u32,
+    retry_backoff: Duration,
+    idle_timeout: Duration,
+    verify_checksum: bool,
+    hard_link: bool,
+}
+
+/// How one GET ended.
+enum Attempt {
+    Done {
+        /// Where the peer says the bytes came from.
+        served_from: ServedFrom,
+        task_id: Option<String>,
+        /// The peer's finished task was hard-linked; no body was read.
+        hard_linked: bool,
+    },
+    /// The peer answered a request asking for a hard link with an error.
+    LinkRefused(StatusCode),
+}
+
+impl Fetcher {
+    /// `signing`: the store's signing query parameters, left out of the
+    /// Dragonfly task ID.
+    pub fn new(config: &Config, signing: &[&str]) -> Result<Self> {
+        let download = &config.download;
+        Ok(Fetcher {
+            clients: Clients::new(config)?,
+            peer_addr: config.addr.clone(),
+            headers: dragonfly::peer_headers(config, signing)?,
+            retries: download.retries,
+            retry_backoff: Duration::from_millis(download.retry_backoff_ms),
+            idle_timeout: Duration::from_secs(download.read_timeout_secs),
+            verify_checksum: download.verify_checksum,
+            hard_link: config.hard_link_active(),
+        })
+    }
+
+    /// Whether the first request may ask the peer for a hard link.
+    pub fn wants_link(&self) -> bool {
+        self.hard_link
+    }
+
+    /// Downloads `target` into `dest`, counting bytes in `received`. On
+    /// success the staged file (or the link) holds exactly the object. `tap`
+    /// sees every block written, in order.
+    pub async fn fetch(
+        &self,
+        target: &FetchTarget,
+        dest: Destination<'_>,
+        received: &AtomicU64,
+        tap: Option<Box<dyn BlockTap>>,
+    ) -> Result<Fetched> {
+        let expected_md5 = target.md5.as_ref().filter(|_| self.verify_checksum);
+        let (sink, writer) = spawn_writer(dest.file, tap, expected_md5.is_some());
+        let result = self.transfer(target, dest.link, &sink, received).await;
+        drop(sink);
+        let written = writer
+            .await
+            .map_err(|e| CoreError::Internal(format!("writer thread: {e}")))?;
+        // A writer failure (a full disk) is the cause of whatever the
+        // network side then reported ("writer stopped").
+        let ((bytes, md5), mut fetched) = match (written, result) {
+            (Err(writer_err), _) => return Err(writer_err),
+            (Ok(_), Err(transfer_err)) => return Err(transfer_err),
+            (Ok(written), Ok(fetched)) => (written, fetched),
+        };
+        if fetched.hard_linked {
+            return Ok(fetched);
+        }
+        fetched.bytes = bytes;
+        if bytes != target.size {
+            return Err(CoreError::LengthMismatch {
+                object: target.object.clone(),
+                expected: target.size,
+                actual: bytes,
+            });
+        }
+        if let (Some(expected), Some(md5)) = (expected_md5, md5) {
+            if !expected.eq_ignore_ascii_case(&md5) {
+                return Err(CoreError::ChecksumMismatch {
+                    object: target.object.clone(),
+                    algorithm: "MD5",
+                    expected: expected.clone(),
+                    actual: md5,
+                });
+            }
+        }
+        Ok(fetched)
+    }
+
+    /// Runs attempts until the whole object has been handed to the writer.
+    /// `link`: where the first request through the peer asks it to
+    /// hard-link the task (see [`Attempt::LinkRefused`]).
+    async fn transfer(
+        &self,
+        target: &FetchTarget,
+        mut link: Option<&Path>,
+        sink: &WriterSink,
+        received: &AtomicU64,
+    ) -> Result<Fetched> {
+        let mut attempts = 0;
+        let mut use_direct = false;
+        if !self.hard_link {
+            link = None;
+        }
+        loop {
+            attempts += 1;
+            let offset = received.load(Ordering::Relaxed);
+            let client = match (use_direct, &self.clients.direct) {
+                (true, Some(direct)) => direct,
+                _ => &self.clients.via_peer,
+            };
+            let ask_link = if use_direct || offset > 0 {
+                None
+            } else {
+                link.take()
+            };
+            let request = Request {
+                client,
+                via_peer: !use_direct,
+                offset,
+                link: ask_link,
+            };
+            match self.attempt(request, target, sink, received).await {
+                Ok(Attempt::Done {
+                    served_from,
+                    task_id,
+                    hard_linked,
+                }) => {
+                    return Ok(Fetched {
+                        bytes: received.load(Ordering::Relaxed),
+                        served_from: if use_direct {
+                            ServedFrom::Source
+                        } else {
+                            served_from
+                        },
+                        task_id,
+                        attempts,
+                        hard_linked,
+                    });
+                }
+                Ok(Attempt::LinkRefused(status)) => {
+                    tracing::info!(
+                        "peer refused to hard-link {} into the model store ({status}); streaming it",
+                        target.object
+                    );
+                    attempts -= 1;
+                }
+                Err(err @ CoreError::PeerUnreachable { .. })
+                    if !use_direct && self.clients.direct.is_some() =>
+                {
+                    tracing::warn!(
+                        "{err}; falling back to the object store for {}",
+                        target.object
+                    );
+                    use_direct = true;
+                    attempts -= 1;
+                }
+                Err(err) if err.is_transient() && attempts <= self.retries => {
+                    let delay = self.retry_backoff * 2u32.saturating_pow(attempts - 1);
+                    tracing::warn!(
+                        "{} attempt {attempts} failed: {err}; retrying in {delay:?} from byte {}",
+                        target.object,
+                        received.load(Ordering::Relaxed)
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(CoreError::Transfer { reason, .. }) => {
+                    return Err(CoreError::Transfer {
+                        object: target.object.clone(),
+                        attempts,
+                        reason,
+                    })
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// One GET, from `offset` on. With `link`, the peer is asked to
+    /// hard-link its task file to that path; when the task was already
+    /// finished (a local cache hit), the linked file is the whole archive
+    /// and the body is not read. On a cold task the linked file would
+    /// appear before its content, so the body is streamed as usual and the
+    /// caller drops the link.
+    async fn attempt(
+        &self,
+        request: Request<'_>,
+        target: &FetchTarget,
+        sink: &WriterSink,
+        received: &AtomicU64,
+    ) -> Result<Attempt> {
+        let Request {
+            client,
+            via_peer,
+            offset,
+            link,
+        } = request;
+        let mut builder = client.get(&target.url);
+        if via_peer {
+            builder = builder.headers(dragonfly::with_version_tag(
+                self.headers.clone(),
+                target.version.as_deref(),
+            ));
+        }
+        if let Some(path) = link.and_then(Path::to_str) {
+            builder = builder
+                .header(header::OUTPUT_PATH, path)
+                .header(header::FORCE_HARD_LINK, "true");
+        }
+        if offset > 0 {
+            builder = builder.header(RANGE, format!("bytes={offset}-"));
+        }
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| self.send_error(e, target, via_peer))?;
+
+        let status = response.status();
+        let headers = response.headers().clone();
+        let header_text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        if !status.is_success() && link.is_some() {
+            // Another filesystem or no permission; the retry without the
+            // link reports the real error if there is one.
+            return Ok(Attempt::LinkRefused(status));
+        }
+        if !status.is_success() {
+            return Err(dragonfly::error_status(
+                &self.peer_addr,
+                target,
+                status,
+                header_text(header::ERROR_TYPE),
+                via_peer,
+            ));
+        }
+        if offset > 0 {
+            let resumed_at = header_text(CONTENT_RANGE.as_str())
+                .and_then(|range| dragonfly::parse_content_range_start(&range));
+            if status != StatusCode::PARTIAL_CONTENT || resumed_at != Some(offset) {
+                // The range was ignored: start the file over.
+                sink.truncate().await?;
+                received.store(0, Ordering::Relaxed);
+            }
+        }
+        let task_id = header_text(header::TASK_ID);
+        let served_from =
+            dragonfly::served_from(header_text(header::TASK_DOWNLOAD_FINISHED).as_deref());
+        if let (Some(path), ServedFrom::DragonflyCache) = (link, served_from) {
+            let linked = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            if linked == target.size {
+                received.store(target.size, Ordering::Relaxed);
+                return Ok(Attempt::Done {
+                    served_from,
+                    task_id,
+                    hard_linked: true,
+                });
+            }
+            tracing::warn!(
+                "peer linked {} with {linked} bytes, expected {}; streaming it",
+                target.object,
+                target.size
+            );
+        }
+        self.stream_body(response, target, sink, received).await?;
+        Ok(Attempt::Done {
+            served_from,
+            task_id,
+            hard_linked: false,
+        })
+    }
+
+    /// Reads the body into the writer in blocks; a gap longer than the read
+    /// timeout, or a body that ends short, is a broken transfer.
+    async fn stream_body(
+        &self,
+        response: reqwest::Response,
+        target: &FetchTarget,
+        sink: &WriterSink,
+        received: &AtomicU64,
+    ) -> Result<()> {
+        let broken = |reason: String| CoreError::Transfer {
+            object: target.object.clone(),
+            attempts: 1,
+            reason,
+        };
+        let mut stream = response.bytes_stream();
+        let mut block = BytesMut::with_capacity(BLOCK_SIZE);
+        let outcome = loop {
+            let next = match tokio::time::timeout(self.idle_timeout, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => break Err(format!("no data for {:?}", self.idle_timeout)),
+            };
+            match next {
+                Some(Ok(chunk)) => {
+                    received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    block.extend_from_slice(&chunk);
+                    if block.len() >= BLOCK_SIZE {
+                        sink.write(block.split().freeze()).await?;
+                    }
+                }
+                Some(Err(e)) => break Err(describe_http_error(e)),
+                None => break Ok(()),
+            }
+        };
+        // Hand over what arrived even on failure: a retry resumes after it.
+        sink.write(block.freeze()).await?;
+        outcome.map_err(broken)?;
+        let got = received.load(Ordering::Relaxed);
+        if got < target.size {
+            return Err(broken(format!(
+                "connection closed after {got} of {} bytes",
+                target.size
+            )));
+        }
+        Ok(())
+    }
+
+    fn send_error(&self, e: reqwest::Error, target: &FetchTarget, via_peer: bool) -> CoreError {
+        if e.is_connect() && via_peer {
+            let mut reason = describe_http_error(e);
+            if target.url.starts_with("https:") && reason.to_lowercase().contains("certificate") {
+                // dfdaemon intercepts HTTPS with its own CA.
+                reason.push_str(
+                    "; HTTPS through the peer needs its proxy CA: set download.ca_cert to dfdaemon's proxy.server.caCert",
+                );
+            }
+            CoreError::PeerUnreachable {
+                addr: self.peer_addr.clone(),
+                reason,
+            }
+        } else if e.is_timeout() {
+            CoreError::Timeout(format!("connecting for {}", target.object))
+        } else {
+            CoreError::Transfer {
+                object: target.object.clone(),
+                attempts: 1,
+                reason: describe_http_error(e),
+            }
+        }
+    }
+}
+
+/// How one attempt is sent.
+struct Request<'a> {
+    client: &'a reqwest::Client,
+    via_peer: bool,
+    offset: u64,
+    link: Option<&'a Path>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_do_not_print_their_url() {
+        let target = FetchTarget {
+            object: "s3://b/a.mar".into(),
+            url: "http://s/b/a.mar?X-Amz-Signature=SECRET".into(),
+            expires_at: None,
+            size: 1,
+            md5: None,
+            version: None,
+        };
+        let text = format!("{target:?}");
+        assert!(!text.contains("SECRET") && text.contains("s3://b/a.mar"));
+    }
+}
