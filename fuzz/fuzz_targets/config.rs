@@ -28,13 +28,13 @@ fn check_accepted(config: &Config) {
     assert_eq!(storage.kind, "s3");
     assert_eq!(storage.access_key.is_some(), storage.secret_key.is_some());
     assert!((1..=604_800).contains(&storage.presign_expiry_secs));
-    assert!(config.batch_size >= 1);
+    assert!(config.register.batch_size >= 1);
     assert!((1..=64).contains(&config.download.concurrency));
     assert!(config.download.retries <= 20);
     assert!(config.download.connect_timeout_secs >= 1 && config.download.read_timeout_secs >= 1);
     assert!(config.download.proxy_basic_auth.is_none());
     let _ = config.hard_link_active();
-    let _ = config.register_defaults();
+    let _ = config.register.pairs();
 
     let redacted = config.redacted();
     let text = redacted.to_string();

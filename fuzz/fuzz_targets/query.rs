@@ -13,12 +13,13 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use dragonfly_endpoint_core::config::{Config, ConfigLocation, RegisterDefaults};
-use dragonfly_endpoint_core::request::{
-    parse_selection, validate_model_key, validate_model_name, Params, PullParams, Query,
-    Selection, COMPAT_PARAMS, MAX_QUERY_BYTES, PULL_PARAMS,
+use dragonfly_endpoint_core::api::query::{
+    parse_pull, Params, Query, COMPAT_PARAMS, MAX_QUERY_BYTES, PULL_PARAMS,
 };
-use dragonfly_endpoint_core::store::{default_model_name, file_name_for_key};
+use dragonfly_endpoint_core::config::{Config, ConfigLocation};
+use dragonfly_endpoint_core::model_store::{default_model_name, file_name_for_key};
+use dragonfly_endpoint_core::pull::plan::{self, parse_selection, validate_model_key, Selection};
+use dragonfly_endpoint_core::register::{validate_model_name, RegisterOptions};
 use dragonfly_endpoint_core::{CoreError, Result};
 use libfuzzer_sys::fuzz_target;
 
@@ -173,11 +174,12 @@ fn check_text(value: &Option<String>, what: &str) {
     }
 }
 
-/// PUT and POST: `PullParams::parse`, then the selection against a config.
+/// PUT and POST: `parse_pull`, then the selection against a config.
 fn pull(query: &Query) {
-    let Some(params) = ok_or_check(PullParams::parse(query), "pull", query) else {
+    let Some(parsed) = ok_or_check(parse_pull(query), "pull", query) else {
         return;
     };
+    let request = &parsed.request;
     let length: usize = query
         .iter()
         .map(|(k, vs)| vs.iter().map(|v| k.len() + v.len() + 2).sum::<usize>())
@@ -185,62 +187,70 @@ fn pull(query: &Query) {
     assert!(length <= MAX_QUERY_BYTES, "pull: {length}-byte query accepted");
     for (name, values) in query {
         assert!(
-            PULL_PARAMS.contains(&name.as_str()) || COMPAT_PARAMS.contains(&name.as_str()),
+            [PULL_PARAMS, RegisterOptions::QUERY_NAMES, COMPAT_PARAMS]
+                .iter()
+                .any(|known| known.contains(&name.as_str())),
             "pull: unknown parameter {name:?} accepted"
         );
         assert_eq!(values.len(), 1, "pull: {name:?} given {values:?}");
     }
+    let defaults = RegisterOptions::default();
+    let merged = request
+        .register
+        .apply(&defaults)
+        .unwrap_or_else(|e| panic!("pull: accepted options do not apply: {e}"));
     for value in [
-        &params.config,
-        &params.model,
-        &params.bucket,
-        &params.prefix,
-        &params.register.model_name,
-        &params.register.handler,
-        &params.register.runtime,
+        &parsed.config,
+        &request.model,
+        &request.bucket,
+        &request.prefix,
+        &request.model_name,
+        &merged.handler,
+        &merged.runtime,
     ] {
         check_text(value, "pull");
     }
-    let direct = params.model.as_deref().map(|model| {
+    let direct = request.model.as_deref().map(|model| {
         let selection = parse_selection(model)
             .unwrap_or_else(|e| panic!("pull: accepted model {model:?} fails parse_selection: {e}"));
         check_selection(&selection, model, "pull model");
         selection
     });
-    if let Some(name) = &params.register.model_name {
+    if let Some(name) = &request.model_name {
         check_model_name(name, "pull model_name");
     }
-    if let Some(bucket) = &params.bucket {
+    if let Some(bucket) = &request.bucket {
         assert!(
             (3..=63).contains(&bucket.len()),
             "pull: bucket {bucket:?} accepted"
         );
     }
-    assert_ne!(params.register.batch_size, Some(0), "pull: batch_size 0");
-
-    let defaults = RegisterDefaults::default();
-    let merged = params.register.apply(&defaults);
-    assert_eq!(
-        merged.min_worker,
-        params.register.initial_workers.unwrap_or(defaults.min_worker)
-    );
     assert!(merged.batch_size >= 1, "pull: merged batch_size 0");
+    let workers = query
+        .get("initial_workers")
+        .or_else(|| query.get("min_worker"))
+        .and_then(|v| v.first())
+        .map(|v| v.trim().parse::<u32>().expect("accepted as a number"));
+    assert_eq!(
+        merged.initial_workers,
+        workers.unwrap_or(defaults.initial_workers)
+    );
 
     let (plain, with_load_model) = configs();
     for (config, what) in [(plain, "selection"), (with_load_model, "selection/load_model")] {
-        let Some(selection) = ok_or_check(params.selection(config), what, query) else {
+        let Some(selection) = ok_or_check(plan::selection(request, config), what, query) else {
             continue;
         };
-        let raw = params
+        let raw = request
             .model
             .as_deref()
             .or(config.load_model.as_deref())
             .unwrap_or_else(|| panic!("{what}: a selection without model or load_model"));
         check_selection(&selection, raw, what);
-        if let (Some(direct), Some(_)) = (&direct, &params.model) {
+        if let (Some(direct), Some(_)) = (&direct, &request.model) {
             assert_eq!(&selection, direct, "{what}: differs from parse_selection");
         }
-        if params.register.model_name.is_some() {
+        if request.model_name.is_some() {
             assert!(
                 matches!(&selection, Selection::Keys(keys) if keys.len() == 1),
                 "{what}: model_name accepted for {selection:?}"

@@ -107,7 +107,13 @@ fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
             400,
             "synchronous",
         ),
-        (format!("model=ok.mar&handler={long_query}"), 400, ""),
+        // Past 4 KB the request line never reaches the plugin: TorchServe
+        // itself refuses it (still with its JSON error body).
+        (
+            format!("model=ok.mar&handler={long_query}"),
+            400,
+            "Invalid HTTP message",
+        ),
     ];
     for (query, expected, needle) in &cases {
         let (status, body) = call(&ts, "PUT", &format!("/dragonfly?{query}"));

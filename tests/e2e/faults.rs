@@ -35,11 +35,26 @@ fn peer_faults_refused_archives_and_concurrent_pulls() {
     let config_dir = work.path().join("cfg");
     let store = ts.model_store();
 
-    // TorchServe refuses one archive: it is removed, the other registers.
+    // TorchServe refuses one archive (not a zip: its workers cannot load
+    // it, a 500 from TorchServe): it is removed and unregistered, the other
+    // registers.
     let (status, report) = call(&ts, "PUT", "/dragonfly?model=corrupt.mar,good.mar");
-    assert!(status >= 400, "{report:#}");
-    assert_eq!(report["code"], status);
-    assert!(model(&report, "corrupt.mar")["status"].as_u64().unwrap() >= 400);
+    assert_eq!(status, 500, "{report:#}");
+    assert_eq!(report["code"], 500);
+    assert_eq!(report["type"], "RegistrationException", "{report:#}");
+    let refused = model(&report, "corrupt.mar");
+    assert_eq!(refused["status"], 500, "{report:#}");
+    assert_eq!(
+        refused["error"]["type"], "RegistrationException",
+        "{report:#}"
+    );
+    assert!(
+        refused["error"]["message"].as_str().is_some_and(|m| {
+            m.contains("TorchServe refused model 'corrupt'")
+                && m.contains("Failed to start workers")
+        }),
+        "{report:#}"
+    );
     assert_eq!(model(&report, "good.mar")["status"], 200);
     assert!(
         !store.join("corrupt.mar").exists(),

@@ -115,6 +115,40 @@ fn fds_and_threads(pid: u32) -> (usize, usize) {
     )
 }
 
+/// Python workers the JVM started and has not reaped yet (zombies count).
+fn workers_of(jvm: u32) -> usize {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    procs
+        .flatten()
+        .filter(|entry| {
+            let dir = entry.path();
+            let parent = std::fs::read_to_string(dir.join("stat"))
+                .ok()
+                .and_then(|stat| {
+                    // "pid (comm) S ppid ...": the ppid follows the state.
+                    let after = stat.rsplit_once(')')?.1.to_string();
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                });
+            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            parent == Some(jvm)
+                && String::from_utf8_lossy(&cmdline).contains("model_service_worker")
+        })
+        .count()
+}
+
+fn wait_until_no_worker(jvm: u32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while workers_of(jvm) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "TorchServe kept the unregistered model's worker for 60 s"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Every file under `dir`, recursively.
 fn file_count(dir: &Path) -> usize {
     std::fs::read_dir(dir)
@@ -150,6 +184,10 @@ fn pull_and_unregister_cycles_leak_nothing() {
         let (status, report) = call(&ts, "PUT", "/dragonfly?model=cycle.mar");
         assert_eq!(status, 200, "cycle {cycle}: {report:#}");
         assert_close(infer(&ts, "cycle").unwrap(), mar.expected);
+        assert!(
+            workers_of(jvm) >= 1,
+            "cycle {cycle}: no worker process seen"
+        );
         let (status, body) = call(&ts, "DELETE", "/dragonfly?model=cycle");
         assert_eq!(status, 200, "cycle {cycle}: {body:#}");
         assert!(
@@ -157,8 +195,8 @@ fn pull_and_unregister_cycles_leak_nothing() {
             "cycle {cycle}"
         );
         assert_no_partial_files(&ts.model_store());
-        // Let TorchServe reap the stopped worker before sampling.
-        thread::sleep(Duration::from_millis(300));
+        // Sample once TorchServe has reaped the stopped worker.
+        wait_until_no_worker(jvm);
         let (fds, threads) = fds_and_threads(jvm);
         samples.push((
             fds,

@@ -1,9 +1,11 @@
 //! The end-to-end suite: real S3 server, real Dragonfly cluster, real
 //! TorchServe 0.12 with the built plugin jar. Needs `scripts/setup`, the
-//! jar (`gradle build`) and the CLI (`cargo build --release`); `scripts/test`
-//! does all of it.
+//! test build of the jar (`gradle build -PtestHooks`) and of the CLI
+//! (`cargo build --release -p dragonfly-endpoint-cli --features test-hooks`);
+//! `scripts/test` does all of it.
 
 mod bad_input;
+mod bridge;
 mod docs;
 mod faults;
 mod front;

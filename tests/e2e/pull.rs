@@ -34,8 +34,8 @@ fn cli_pulls_all_with_progress_and_registers_over_http() {
         .collect();
     let store = ts.model_store();
 
-    // Progress bars are drawn on a terminal only; --no-progress is not given
-    // so the code path runs, and stdout stays pure JSON.
+    // stderr is not a terminal here: progress comes as one line per archive
+    // and phase, and stdout stays pure JSON.
     let (code, report, stderr) = pull_with_cli(
         &config,
         &store,
@@ -52,6 +52,12 @@ fn cli_pulls_all_with_progress_and_registers_over_http() {
     assert_eq!(report["models"].as_array().unwrap().len(), 2);
     for (i, mar) in mars.iter().enumerate() {
         assert_close(infer(&ts, &format!("cli{}", i + 1)).unwrap(), mar.expected);
+        // Each archive's progress ends with every byte counted.
+        let done = format!("cli{}.mar: done {1}/{1} bytes", i + 1, mar.bytes);
+        assert!(
+            stderr.lines().any(|l| l == done),
+            "no {done:?} in:\n{stderr}"
+        );
     }
     // Unchanged archives are not downloaded again.
     let (code, report, _) = pull_with_cli(
@@ -271,8 +277,12 @@ fn origin_closing_mid_transfer_leaves_no_file_and_previous_archive_intact() {
     );
     assert_ne!(code, 0, "{report:#}\n{stderr}");
     assert!(front.cuts() > 0, "the front never cut a transfer");
-    let status = report["models"][0]["status"].as_u64().unwrap_or(0);
-    assert!(status >= 500, "{report:#}");
+    // The origin broke off every transfer: the peer gave up on it.
+    assert_eq!(report["models"][0]["status"], 502, "{report:#}");
+    assert_eq!(
+        report["models"][0]["error"]["type"], "DragonflyPeerException",
+        "{report:#}"
+    );
     assert_eq!(
         std::fs::read(store.join("cut.mar")).unwrap(),
         b"previous archive"
@@ -280,14 +290,15 @@ fn origin_closing_mid_transfer_leaves_no_file_and_previous_archive_intact() {
     assert_eq!(entries(&store), vec!["cut.mar".to_string()]);
 }
 
-/// A small tmpfs as the model store: the disk fills up mid-pull.
+/// A small tmpfs as the model store: the disk (or its inodes) fills up.
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    fn mount(dir: PathBuf, size: &str) -> Tmpfs {
+    /// `options`: tmpfs mount options, e.g. `size=4m,nr_inodes=64`.
+    fn mount(dir: PathBuf, options: &str) -> Tmpfs {
         std::fs::create_dir_all(&dir).unwrap();
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(&dir)
             .status()
             .unwrap();
@@ -313,7 +324,7 @@ fn full_disk_is_507_and_keeps_the_previous_archive() {
     } = stack;
     let mar = make_mar("big", 6.0, &work.path().join("mars"), 11);
     origin.upload(&format!("{PREFIX}big.mar"), &mar.path);
-    let store = Tmpfs::mount(work.path().join("store"), "4m");
+    let store = Tmpfs::mount(work.path().join("store"), "size=4m");
     std::fs::write(store.0.join("big.mar"), vec![7u8; 1 << 20]).unwrap();
 
     let (code, report, stderr) =
@@ -329,6 +340,53 @@ fn full_disk_is_507_and_keeps_the_previous_archive() {
         vec![7u8; 1 << 20]
     );
     assert_eq!(entries(&store.0), vec!["big.mar".to_string()]);
+}
+
+#[test]
+fn no_inode_left_to_unpack_the_archive_is_507_not_a_bad_archive() {
+    let stack = Stack::builder().start();
+    let Stack {
+        work,
+        origin,
+        config,
+        ..
+    } = stack;
+    let mar = make_mar("inodes", 1.0, &work.path().join("mars"), 12);
+    origin.upload(&format!("{PREFIX}inodes.mar"), &mar.path);
+    let store = Tmpfs::mount(work.path().join("store"), "size=64m,nr_inodes=64");
+    let pull = || {
+        pull_with_cli(
+            &config,
+            &store.0,
+            &["--model", "inodes.mar", "--no-progress"],
+        )
+    };
+    let (code, report, stderr) = pull();
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+
+    // The archive stays and is unchanged, so the next pull unpacks it from
+    // the file; its unpacked copy is gone and no inode is left for it.
+    let unpacked = store.0.join(".dragonfly-endpoint/unpacked");
+    std::fs::remove_dir_all(&unpacked).unwrap();
+    let mut fillers = 0;
+    while fillers < 64 && std::fs::write(store.0.join(format!("filler-{fillers}")), b"").is_ok() {
+        fillers += 1;
+    }
+    assert!(fillers < 64, "the tmpfs never ran out of inodes");
+    let before = entries(&store.0);
+
+    let (code, report, stderr) = pull();
+    assert_eq!(code, 1, "{report:#}\n{stderr}");
+    assert_eq!(report["code"], 507, "{report:#}");
+    assert_eq!(
+        report["models"][0]["error"]["type"], "InsufficientStorageException",
+        "{report:#}"
+    );
+    assert_eq!(entries(&store.0), before);
+    assert_eq!(
+        std::fs::read(store.0.join("inodes.mar")).unwrap(),
+        std::fs::read(&mar.path).unwrap()
+    );
 }
 
 #[test]

@@ -31,7 +31,9 @@ pub use client::{assert_close, assert_error, call, http, http_with_timeout, infe
 pub use config::{config_json, write_config, write_config_file, BUCKET, PREFIX};
 pub use files::{assert_no_partial_files, assert_no_secrets, entries, walk};
 pub use models::{cached_mar, make_mar, Mar};
-pub use servers::{alive, plugin_jar, plugins_dir, DragonflyCluster, S3Server, Server, TorchServe};
+pub use servers::{
+    alive, plugin_jar, plugins_dir, DragonflyCluster, Jar, S3Server, Server, TorchServe,
+};
 pub use stack::{torchserve_with_plugin, Origin, Stack, StackBuilder};
 
 /// The repository root.

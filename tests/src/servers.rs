@@ -218,26 +218,51 @@ impl TorchServe {
     pub fn pid(&self) -> u32 {
         self.0.env("TS_PID").parse().expect("TS_PID")
     }
+    /// Arms fault points of a test build of the plugin (lines of `point
+    /// action`, see crates/core/src/hooks.rs); an empty text disarms them.
+    pub fn arm_hooks(&self, lines: &str) {
+        std::fs::write(self.0.env("TS_TEST_HOOKS"), lines).expect("write the hooks file");
+    }
 }
 
-/// The plugin jar built by `gradle build` (scripts/test builds it first).
-pub fn plugin_jar() -> PathBuf {
+/// Which build of the plugin jar a TorchServe gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jar {
+    /// `gradle build`: what operators install (the benchmark measures it).
+    Product,
+    /// `gradle build -PtestHooks`: the same, with the core's fault points
+    /// compiled in (the end-to-end suite; scripts/test builds it).
+    TestHooks,
+}
+
+/// The plugin jar of that build in build/libs.
+pub fn plugin_jar(jar: Jar) -> PathBuf {
     let libs = repo_root().join("build/libs");
+    let (wanted, command) = match jar {
+        Jar::Product => ("", "gradle build"),
+        Jar::TestHooks => ("-test-hooks", "gradle build -PtestHooks"),
+    };
     std::fs::read_dir(&libs)
         .ok()
         .and_then(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|x| x == "jar"))
+            entries.flatten().map(|e| e.path()).find(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                name.strip_suffix(".jar")
+                    .is_some_and(|stem| stem.ends_with("-test-hooks") == !wanted.is_empty())
+            })
         })
-        .unwrap_or_else(|| panic!("no jar in {}: run `gradle build` first", libs.display()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no {wanted} jar in {}: run `{command}` first",
+                libs.display()
+            )
+        })
 }
 
 /// A directory holding only the plugin jar, for `--plugins-path`.
-pub fn plugins_dir() -> tempfile::TempDir {
+pub fn plugins_dir(jar: Jar) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    let jar = plugin_jar();
+    let jar = plugin_jar(jar);
     std::fs::copy(&jar, dir.path().join(jar.file_name().expect("jar name"))).expect("copy jar");
     dir
 }

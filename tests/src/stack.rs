@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::config::{write_config, BUCKET};
-use crate::servers::{plugins_dir, DragonflyCluster, S3Server, TorchServe};
+use crate::servers::{plugins_dir, DragonflyCluster, Jar, S3Server, TorchServe};
 
 /// S3, one Dragonfly peer (or more) and nothing else yet.
 pub struct Origin {
@@ -61,10 +61,11 @@ impl Origin {
 /// of `extra_config` in its config.properties. Keep the returned directory
 /// alive as long as the server.
 pub fn torchserve_with_plugin(
+    jar: Jar,
     config: &Path,
     extra_config: &str,
 ) -> (tempfile::TempDir, TorchServe) {
-    let plugins = plugins_dir();
+    let plugins = plugins_dir(jar);
     let ts = TorchServe::start(
         plugins.path(),
         &format!(
@@ -189,7 +190,7 @@ impl StackBuilder {
             ..
         } = self.start();
         let (plugins, ts) = if plugin {
-            torchserve_with_plugin(&config, &ts_config)
+            torchserve_with_plugin(Jar::TestHooks, &config, &ts_config)
         } else {
             let plugins = tempfile::tempdir().expect("temp dir");
             let ts = TorchServe::start(plugins.path(), &ts_config);

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use dragonfly_endpoint_testbed::{predict, send, torchserve_with_plugin, Mar, Origin, TorchServe};
+use dragonfly_endpoint_testbed::{
+    predict, send, torchserve_with_plugin, Jar, Mar, Origin, TorchServe,
+};
 use serde_json::{json, Value};
 
 use crate::fixtures::{http, write_config};
@@ -32,7 +34,7 @@ impl Serving {
     }
 
     fn start(config: &Path) -> Serving {
-        let (plugins, ts) = torchserve_with_plugin(config, "enable_model_api=true\n");
+        let (plugins, ts) = torchserve_with_plugin(Jar::Product, config, "enable_model_api=true\n");
         Serving {
             ts,
             _plugins: plugins,
