@@ -133,6 +133,15 @@ impl CoreError {
         }
     }
 
+    /// `Ok` when `ok`, else an invalid `name` for the reason given.
+    pub fn require(ok: bool, name: &str, reason: impl FnOnce() -> String) -> Result<()> {
+        if ok {
+            Ok(())
+        } else {
+            Err(CoreError::invalid(name, reason()))
+        }
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         CoreError::Io {
             context: context.into(),

@@ -93,14 +93,9 @@ fn validate_bucket(bucket: &str) -> Result<()> {
         && bucket
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(CoreError::invalid(
-            "bucket",
-            format!("{bucket:?} is not a valid bucket name"),
-        ))
-    }
+    CoreError::require(ok, "bucket", || {
+        format!("{bucket:?} is not a valid bucket name")
+    })
 }
 
 /// Typed access to the query, enforcing known names and single values.

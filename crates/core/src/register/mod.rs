@@ -44,12 +44,7 @@ pub fn validate_model_name(name: &str) -> Result<()> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(CoreError::invalid(
-            "model_name",
-            format!("{name:?} is not a valid model name (letters, digits, '_', '-', '.')"),
-        ))
-    }
+    CoreError::require(ok, "model_name", || {
+        format!("{name:?} is not a valid model name (letters, digits, '_', '-', '.')")
+    })
 }
