@@ -3,6 +3,7 @@
 //! leaves no file and no registration behind.
 
 use dragonfly_endpoint_testbed::*;
+use serde_json::json;
 
 fn encode(text: &str) -> String {
     text.bytes()
@@ -54,6 +55,11 @@ fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
     wrong_creds["object_storage"]["secret_key"] = "not-the-secret".into();
     let wrong_creds = write("wrong-creds.json", &wrong_creds.to_string());
+    // A config that lets requests name another bucket: a missing one is 404.
+    let mut other_buckets: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    other_buckets["object_storage"]["allowed_buckets"] = json!([BUCKET, "no-such-bucket"]);
+    let other_buckets = write("other-buckets.json", &other_buckets.to_string());
     let outside = work.path().join("outside.json");
     std::fs::copy(&config, &outside).unwrap();
     let link = configs.join("link.json");
@@ -90,9 +96,23 @@ fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         (c(&unknown_key), 400, "colour"),
         (c(&unknown_type), 400, "object_storage.type"),
         (
-            "model=ok.mar&bucket=no-such-bucket".into(),
+            format!(
+                "model=ok.mar&bucket=no-such-bucket&config={}",
+                encode(&other_buckets)
+            ),
             404,
             "no-such-bucket",
+        ),
+        // Buckets and prefixes the config does not list are refused first.
+        (
+            "model=ok.mar&bucket=no-such-bucket".into(),
+            403,
+            "allowed_buckets",
+        ),
+        (
+            "model=ok.mar&prefix=elsewhere%2F".into(),
+            403,
+            "allowed_prefixes",
         ),
         (c(&wrong_creds), 403, "credentials"),
         ("model=ok.mar&colour=red".into(), 400, "unknown parameter"),

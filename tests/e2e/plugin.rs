@@ -106,10 +106,11 @@ fn plugin_pulls_registers_serves_and_removes_models() {
         ),
         ("PUT", "/dragonfly/models?file_name=a.mar", 405),
         ("GET", "/dragonfly/unknown", 404),
+        // A bucket the config does not list is not even asked for.
         (
             "PUT",
             "/dragonfly?model=missing.mar&bucket=no-such-bucket",
-            404,
+            403,
         ),
     ];
     let before = entries(&store);

@@ -27,6 +27,10 @@ pub enum CoreError {
     #[error("config {path} is outside the allowed config directory {allowed}")]
     ConfigPathNotAllowed { path: PathBuf, allowed: PathBuf },
 
+    /// The request names a bucket or prefix the config does not allow.
+    #[error("{0}")]
+    NotAllowed(String),
+
     /// No route of the plugin's REST API has this path.
     #[error("no such resource: {path}; see GET /dragonfly")]
     RouteNotFound { path: String },
@@ -168,7 +172,7 @@ impl CoreError {
             CoreError::InvalidParameter { .. }
             | CoreError::Config { .. }
             | CoreError::InvalidArchive { .. } => 400,
-            CoreError::ConfigPathNotAllowed { .. } => 403,
+            CoreError::ConfigPathNotAllowed { .. } | CoreError::NotAllowed(_) => 403,
             CoreError::StorageDenied { status, .. } => match status {
                 401 | 403 => 403,
                 _ => 400,
@@ -198,7 +202,9 @@ impl CoreError {
         match self {
             CoreError::InvalidParameter { .. } => "InvalidParameterException",
             CoreError::Config { .. } => "ConfigException",
-            CoreError::ConfigPathNotAllowed { .. } => "ForbiddenException",
+            CoreError::ConfigPathNotAllowed { .. } | CoreError::NotAllowed(_) => {
+                "ForbiddenException"
+            }
             CoreError::RouteNotFound { .. } => "ResourceNotFoundException",
             CoreError::MethodNotAllowed { .. } => "MethodNotAllowedException",
             CoreError::StorageDenied { .. } => "ObjectStorageDeniedException",

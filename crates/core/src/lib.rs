@@ -16,6 +16,7 @@
 //! | `model_store` | names, staging, the replace transaction, lock, ledger  |
 //! | `config`      | the config file, its location rules, its redacted view |
 //! | `error`       | the error type, its status table, the JSON error body  |
+//! | `secret`      | credentials as types that cannot be printed            |
 //! | `hooks`       | fault points only test builds can trigger              |
 //!
 //! Hosts (the JNI bridge, the CLI) provide a [`register::ModelRegistry`] and
@@ -29,6 +30,7 @@ pub mod hooks;
 pub mod model_store;
 pub mod pull;
 pub mod register;
+pub mod secret;
 pub mod source;
 pub mod transfer;
 

@@ -47,7 +47,8 @@ impl ConfigLocation {
     }
 
     /// The directory a request's `config` parameter must point into: set
-    /// explicitly, else the directory of the default config.
+    /// explicitly, else the directory of the default config (never `/`:
+    /// `resolve` refuses every request config then).
     pub fn allowed_dir(&self) -> PathBuf {
         match self.env_dir.as_deref().or(self.property_dir.as_deref()) {
             Some(dir) => dir.into(),
@@ -79,7 +80,11 @@ impl ConfigLocation {
         let allowed = self.allowed_dir();
         let allowed_real = allowed
             .canonicalize()
-            .map_err(|_| CoreError::ConfigPathNotAllowed {
+            .ok()
+            // The root would allow every file: it is never the allowed
+            // directory, whatever the default config path.
+            .filter(|real| real.parent().is_some())
+            .ok_or_else(|| CoreError::ConfigPathNotAllowed {
                 path: requested.clone(),
                 allowed: allowed.clone(),
             })?;
@@ -142,6 +147,27 @@ mod tests {
         assert_eq!(
             location.resolve(None).unwrap(),
             allowed.path().join("default.json")
+        );
+        // A default config at the root does not make `/` the allowed dir.
+        let at_root = ConfigLocation {
+            env_path: Some("/config.json".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            at_root
+                .resolve(Some("/etc/hostname"))
+                .map_err(|e| e.status()),
+            Err(403)
+        );
+        let explicit_root = ConfigLocation {
+            env_dir: Some("/".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            explicit_root
+                .resolve(Some("/etc/hostname"))
+                .map_err(|e| e.status()),
+            Err(403)
         );
     }
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
 use crate::register::RegisterOptions;
+use crate::secret::{MaskedUrl, Secret};
 
 pub use location::{
     ConfigLocation, CONFIG_DIR_ENV, CONFIG_DIR_PROPERTY, CONFIG_ENV, CONFIG_PROPERTY,
@@ -31,15 +32,17 @@ pub const PROXY_PASSWORD_ENV: &str = "DRAGONFLY_PROXY_PASSWORD";
 /// Config files are small; a bigger one is a mistake (or an attack).
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
-/// The config as read from the file, plus where it came from.
+/// The config as read from the file, plus where it came from. Every
+/// credential in it is a [`Secret`], so `{:?}` of a config shows none.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
     /// The Dragonfly peer's HTTP proxy.
     #[serde(default = "default_addr")]
-    pub addr: String,
-    /// Extra headers sent to the proxy with every download.
+    pub addr: MaskedUrl,
+    /// Extra headers sent to the proxy with every download; their values
+    /// may be credentials (`Authorization`).
     #[serde(default)]
-    pub header: BTreeMap<String, String>,
+    pub header: BTreeMap<String, Secret<String>>,
     /// Extra query parameters Dragonfly leaves out of the task ID.
     #[serde(default)]
     pub filter: Vec<String>,
@@ -58,6 +61,8 @@ pub struct Config {
     pub register_as: RegisterAs,
     #[serde(default)]
     pub download: DownloadConfig,
+    #[serde(default)]
+    pub unpack: UnpackConfig,
     /// Keys no field took (serde cannot deny unknown fields beside a
     /// flattened one): refused by `validate`.
     #[serde(flatten)]
@@ -67,7 +72,7 @@ pub struct Config {
     pub source: PathBuf,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectStorageConfig {
     #[serde(rename = "type", default = "default_storage_type")]
@@ -81,23 +86,51 @@ pub struct ObjectStorageConfig {
     pub region: Option<String>,
     /// Endpoint of an S3-compatible store; unset for AWS S3.
     #[serde(default)]
-    pub endpoint: Option<String>,
+    pub endpoint: Option<MaskedUrl>,
     /// Path-style URLs; defaults to true when `endpoint` is set.
     #[serde(default)]
     pub force_path_style: Option<bool>,
     #[serde(default)]
-    pub access_key: Option<String>,
+    pub access_key: Option<Secret<String>>,
     #[serde(default)]
-    pub secret_key: Option<String>,
+    pub secret_key: Option<Secret<String>>,
     #[serde(default)]
-    pub session_token: Option<String>,
+    pub session_token: Option<Secret<String>>,
     #[serde(default = "default_presign_expiry_secs")]
     pub presign_expiry_secs: u64,
+    /// Deadline of each store API call (list, stat, presign).
+    #[serde(default = "default_operation_timeout_secs")]
+    pub operation_timeout_secs: u64,
+    /// Buckets a request may name with `bucket=`; unset: `bucket_name` only.
+    #[serde(default)]
+    pub allowed_buckets: Option<Vec<String>>,
+    /// Prefixes a request may name with `prefix=` (it must start with one);
+    /// unset: `prefix` only.
+    #[serde(default)]
+    pub allowed_prefixes: Option<Vec<String>>,
 }
 
 impl ObjectStorageConfig {
     pub fn path_style(&self) -> bool {
         self.force_path_style.unwrap_or(self.endpoint.is_some())
+    }
+
+    /// The buckets a request may read: `allowed_buckets`, else the
+    /// configured bucket.
+    pub fn allowed_buckets(&self) -> Vec<String> {
+        match &self.allowed_buckets {
+            Some(buckets) => buckets.clone(),
+            None => self.bucket_name.iter().cloned().collect(),
+        }
+    }
+
+    /// The prefixes a request may read under: `allowed_prefixes`, else the
+    /// configured prefix.
+    pub fn allowed_prefixes(&self) -> Vec<String> {
+        match &self.allowed_prefixes {
+            Some(prefixes) => prefixes.clone(),
+            None => vec![self.prefix.clone()],
+        }
     }
 }
 
@@ -169,9 +202,17 @@ pub struct DownloadConfig {
     /// dfdaemon's proxy signs intercepted HTTPS with (`proxy.server.caCert`).
     #[serde(default)]
     pub ca_cert: Option<PathBuf>,
+    /// A whole model's pull (stat, download, unpack, registration) that
+    /// takes longer fails with 504; unset: no limit.
+    #[serde(default)]
+    pub total_timeout_secs: Option<u64>,
+    /// A pull that waits this long for another pull of the same file (in
+    /// this or another process) gives up with 409.
+    #[serde(default = "default_lock_wait_secs")]
+    pub lock_wait_secs: u64,
     /// Proxy basic auth, filled from the environment only.
     #[serde(skip)]
-    pub proxy_basic_auth: Option<(String, String)>,
+    pub proxy_basic_auth: Option<Secret<(String, String)>>,
 }
 
 impl Default for DownloadConfig {
@@ -187,13 +228,49 @@ impl Default for DownloadConfig {
             hard_link: default_hard_link(),
             tls_verify: default_true(),
             ca_cert: None,
+            total_timeout_secs: None,
+            lock_wait_secs: default_lock_wait_secs(),
             proxy_basic_auth: None,
         }
     }
 }
 
-fn default_addr() -> String {
-    "http://127.0.0.1:4001".into()
+/// What an archive may unpack to: a deflate bomb or a million tiny entries
+/// must not fill the disk TorchServe shares.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnpackConfig {
+    /// Total bytes of all entries of one archive.
+    #[serde(default = "default_max_unpacked_bytes")]
+    pub max_bytes: u64,
+    /// Entries of one archive.
+    #[serde(default = "default_max_entries")]
+    pub max_entries: u64,
+}
+
+impl Default for UnpackConfig {
+    fn default() -> Self {
+        UnpackConfig {
+            max_bytes: default_max_unpacked_bytes(),
+            max_entries: default_max_entries(),
+        }
+    }
+}
+
+fn default_addr() -> MaskedUrl {
+    MaskedUrl::new("http://127.0.0.1:4001")
+}
+fn default_operation_timeout_secs() -> u64 {
+    60
+}
+fn default_lock_wait_secs() -> u64 {
+    600
+}
+fn default_max_unpacked_bytes() -> u64 {
+    256 << 30
+}
+fn default_max_entries() -> u64 {
+    200_000
 }
 fn default_storage_type() -> String {
     "s3".into()
@@ -257,20 +334,37 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads the file, then fills what comes from the environment.
+    /// Reads the file, then fills what comes from the environment. Only a
+    /// regular file is read, and at most [`MAX_CONFIG_BYTES`] of it: a FIFO,
+    /// a device or a `/proc` file (whose size says 0) must not hang or
+    /// exhaust the JVM.
     pub fn load(path: &Path) -> Result<Config> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
         let fail = |reason: String| CoreError::Config {
             path: path.to_path_buf(),
             reason,
         };
-        let meta = std::fs::metadata(path).map_err(|e| fail(describe_io(&e)))?;
+        // Non-blocking: opening a FIFO without a writer returns at once.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| fail(describe_io(&e)))?;
+        let meta = file.metadata().map_err(|e| fail(describe_io(&e)))?;
         if meta.is_dir() {
             return Err(fail("is a directory, not a config file".into()));
         }
-        if meta.len() > MAX_CONFIG_BYTES {
+        if !meta.is_file() {
+            return Err(fail("is not a regular file".into()));
+        }
+        let mut text = Vec::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_end(&mut text)
+            .map_err(|e| fail(describe_io(&e)))?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
             return Err(fail(format!("is larger than {MAX_CONFIG_BYTES} bytes")));
         }
-        let text = std::fs::read(path).map_err(|e| fail(describe_io(&e)))?;
         let mut config = Config::parse(&text, path)?;
         config.apply_env(|name| std::env::var(name).ok());
         Ok(config)
@@ -280,7 +374,7 @@ impl Config {
     /// they need not sit in a file.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
         if let (Some(user), Some(password)) = (var(PROXY_USER_ENV), var(PROXY_PASSWORD_ENV)) {
-            self.download.proxy_basic_auth = Some((user, password));
+            self.download.proxy_basic_auth = Some(Secret::new((user, password)));
         }
     }
 
@@ -288,45 +382,89 @@ impl Config {
         if let Some(key) = self.unknown.keys().next() {
             return Err(format!("key '{key}': unknown key"));
         }
-        let addr = url::Url::parse(&self.addr)
-            .map_err(|e| format!("key 'addr': {:?} is not a URL: {e}", self.addr))?;
+        let addr = url::Url::parse(self.addr.expose())
+            .map_err(|e| format!("key 'addr': not a URL: {e}"))?;
         if !matches!(addr.scheme(), "http" | "https") || addr.host_str().is_none() {
             return Err(format!(
                 "key 'addr': {:?} must be an http:// or https:// URL of the Dragonfly peer's proxy",
-                self.addr
+                self.addr.shown()
             ));
         }
-        let kind = &self.object_storage.kind;
+        let storage = &self.object_storage;
+        let kind = &storage.kind;
         if !STORAGE_TYPES.contains(&kind.as_str()) {
             return Err(format!(
                 "key 'object_storage.type': unknown storage type {kind:?}; supported: {}",
                 STORAGE_TYPES.join(", ")
             ));
         }
-        if let Some(endpoint) = &self.object_storage.endpoint {
-            url::Url::parse(endpoint).map_err(|e| {
-                format!("key 'object_storage.endpoint': {endpoint:?} is not a URL: {e}")
-            })?;
+        if let Some(endpoint) = &storage.endpoint {
+            url::Url::parse(endpoint.expose())
+                .map_err(|e| format!("key 'object_storage.endpoint': not a URL: {e}"))?;
         }
-        if self.object_storage.access_key.is_some() != self.object_storage.secret_key.is_some() {
+        if storage.access_key.is_some() != storage.secret_key.is_some() {
             return Err(
                 "keys 'object_storage.access_key' and 'object_storage.secret_key' must be given together (or both left out to use the AWS credential chain)"
                     .into(),
             );
         }
-        if !(1..=7 * 24 * 3600).contains(&self.object_storage.presign_expiry_secs) {
-            return Err("key 'object_storage.presign_expiry_secs': must be 1..=604800".into());
+        let download = &self.download;
+        for (key, value, range) in [
+            (
+                "object_storage.presign_expiry_secs",
+                storage.presign_expiry_secs,
+                1..=604_800,
+            ),
+            (
+                "object_storage.operation_timeout_secs",
+                storage.operation_timeout_secs,
+                1..=3600,
+            ),
+            ("download.concurrency", download.concurrency as u64, 1..=64),
+            ("download.retries", u64::from(download.retries), 0..=20),
+            (
+                "download.retry_backoff_ms",
+                download.retry_backoff_ms,
+                0..=60_000,
+            ),
+            (
+                "download.connect_timeout_secs",
+                download.connect_timeout_secs,
+                1..=3600,
+            ),
+            (
+                "download.read_timeout_secs",
+                download.read_timeout_secs,
+                1..=3600,
+            ),
+            (
+                "download.lock_wait_secs",
+                download.lock_wait_secs,
+                1..=86_400,
+            ),
+            (
+                "unpack.max_entries",
+                self.unpack.max_entries,
+                1..=10_000_000,
+            ),
+            ("unpack.max_bytes", self.unpack.max_bytes, 1..=u64::MAX),
+        ] {
+            if !range.contains(&value) {
+                return Err(format!(
+                    "key '{key}': {value} is out of range {}..={}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        if let Some(total) = download.total_timeout_secs {
+            if !(1..=604_800).contains(&total) {
+                return Err(format!(
+                    "key 'download.total_timeout_secs': {total} is out of range 1..=604800"
+                ));
+            }
         }
         self.register.validate()?;
-        if !(1..=64).contains(&self.download.concurrency) {
-            return Err("key 'download.concurrency': must be 1..=64".into());
-        }
-        if self.download.retries > 20 {
-            return Err("key 'download.retries': must be at most 20".into());
-        }
-        if self.download.connect_timeout_secs == 0 || self.download.read_timeout_secs == 0 {
-            return Err("keys 'download.*_timeout_secs': must be at least 1".into());
-        }
         for name in self.header.keys() {
             reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("key 'header': {name:?} is not a valid header name"))?;
@@ -339,7 +477,7 @@ impl Config {
         match self.download.hard_link {
             HardLink::On => true,
             HardLink::Off => false,
-            HardLink::Auto => url::Url::parse(&self.addr)
+            HardLink::Auto => url::Url::parse(self.addr.expose())
                 .ok()
                 .and_then(|addr| match addr.host()? {
                     url::Host::Domain(name) => Some(name.eq_ignore_ascii_case("localhost")),

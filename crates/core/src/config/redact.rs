@@ -3,25 +3,36 @@
 use std::collections::BTreeMap;
 
 use super::Config;
+use crate::secret::MaskedUrl;
+
+/// Headers whose values carry no credential and are shown as they are;
+/// every other header value is masked.
+const SHOWN_HEADERS: &[&str] = &[
+    "x-dragonfly-tag",
+    "x-dragonfly-application",
+    "x-dragonfly-use-p2p",
+    "x-dragonfly-piece-length",
+    "x-dragonfly-priority",
+    "x-dragonfly-filtered-query-params",
+    "x-dragonfly-content-for-calculating-task-id",
+];
 
 impl Config {
     /// The config as `GET /dragonfly` shows it: secrets masked.
     pub fn redacted(&self) -> serde_json::Value {
-        let mask = |v: &Option<String>| v.as_ref().map(|_| "***");
+        let mask = |v: &Option<crate::secret::Secret<String>>| v.as_ref().map(|_| "***");
         let storage = &self.object_storage;
         let headers: BTreeMap<&String, &str> = self
             .header
             .iter()
             .map(|(k, v)| {
-                let secret = k.eq_ignore_ascii_case("authorization")
-                    || k.to_ascii_lowercase().contains("token")
-                    || k.eq_ignore_ascii_case("proxy-authorization");
-                (k, if secret { "***" } else { v.as_str() })
+                let shown = SHOWN_HEADERS.contains(&k.to_ascii_lowercase().as_str());
+                (k, if shown { v.expose().as_str() } else { "***" })
             })
             .collect();
         serde_json::json!({
             "source": self.source,
-            "addr": self.addr,
+            "addr": self.addr.shown(),
             "header": headers,
             "filter": self.filter,
             "object_storage": {
@@ -29,17 +40,21 @@ impl Config {
                 "bucket_name": storage.bucket_name,
                 "prefix": storage.prefix,
                 "region": storage.region,
-                "endpoint": storage.endpoint,
+                "endpoint": storage.endpoint.as_ref().map(MaskedUrl::shown),
                 "force_path_style": storage.path_style(),
                 "access_key": mask(&storage.access_key),
                 "secret_key": mask(&storage.secret_key),
                 "session_token": mask(&storage.session_token),
                 "credentials": if storage.access_key.is_some() { "config file" } else { "AWS credential chain" },
                 "presign_expiry_secs": storage.presign_expiry_secs,
+                "operation_timeout_secs": storage.operation_timeout_secs,
+                "allowed_buckets": storage.allowed_buckets(),
+                "allowed_prefixes": storage.allowed_prefixes(),
             },
             "load_model": self.load_model,
             "register": self.register,
             "register_as": self.register_as,
+            "unpack": self.unpack,
             "download": {
                 "fallback": self.download.fallback,
                 "concurrency": self.download.concurrency,
@@ -52,6 +67,8 @@ impl Config {
                 "hard_link_active": self.hard_link_active(),
                 "tls_verify": self.download.tls_verify,
                 "ca_cert": self.download.ca_cert,
+                "total_timeout_secs": self.download.total_timeout_secs,
+                "lock_wait_secs": self.download.lock_wait_secs,
                 "proxy_basic_auth": self.download.proxy_basic_auth.as_ref().map(|_| "*** (from environment)"),
             },
         })

@@ -34,7 +34,7 @@ fn java_endpoint_format_is_read_as_is() {
         }"#,
     )
     .unwrap();
-    assert_eq!(config.addr, "http://127.0.0.1:65001");
+    assert_eq!(config.addr.expose(), "http://127.0.0.1:65001");
     assert_eq!(config.object_storage.bucket_name.as_deref(), Some("models"));
     assert!(config.object_storage.path_style());
     assert_eq!(config.filter, vec!["Expires", "Signature"]);
@@ -51,7 +51,7 @@ fn extended_keys_are_read() {
             "download": {"fallback": "source", "concurrency": 8, "retries": 1}}"#,
     )
     .unwrap();
-    assert_eq!(config.addr, "http://127.0.0.1:4001");
+    assert_eq!(config.addr.expose(), "http://127.0.0.1:4001");
     assert_eq!(config.register.initial_workers, 2);
     assert_eq!(config.register.batch_size, 4);
     assert!(!config.register.synchronous);
@@ -81,8 +81,10 @@ fn errors_name_the_key() {
 #[test]
 fn redacted_config_masks_secrets() {
     let mut config = parse(
-        r#"{"header": {"Authorization": "Bearer xyz"},
-            "object_storage": {"access_key": "AKIDSECRET", "secret_key": "SKSECRET", "session_token": "TOKSECRET"}}"#,
+        r#"{"addr": "http://peeruser:ADDRSECRET@127.0.0.1:4001",
+            "header": {"Authorization": "Bearer xyz", "X-Custom": "CUSTOMSECRET", "X-Dragonfly-Tag": "models"},
+            "object_storage": {"access_key": "AKIDSECRET", "secret_key": "SKSECRET", "session_token": "TOKSECRET",
+                               "endpoint": "http://s3user:ENDPOINTSECRET@127.0.0.1:8333"}}"#,
     )
     .unwrap();
     config.apply_env(|name| match name {
@@ -90,11 +92,52 @@ fn redacted_config_masks_secrets() {
         PROXY_PASSWORD_ENV => Some("PWSECRET".into()),
         _ => None,
     });
+    let secrets = [
+        "AKIDSECRET",
+        "SKSECRET",
+        "TOKSECRET",
+        "PWSECRET",
+        "xyz",
+        "CUSTOMSECRET",
+        "ADDRSECRET",
+        "ENDPOINTSECRET",
+    ];
     let text = config.redacted().to_string();
-    for secret in ["AKIDSECRET", "SKSECRET", "TOKSECRET", "PWSECRET", "xyz"] {
+    for secret in secrets {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
+    assert!(
+        text.contains("\"models\""),
+        "a safe header was masked: {text}"
+    );
+    // By type: no debug print of the config shows a credential either.
+    let debug = format!("{config:?}");
+    for secret in secrets {
+        assert!(!debug.contains(secret), "{secret} leaked by Debug: {debug}");
+    }
     assert!(config.download.proxy_basic_auth.is_some());
+}
+
+#[test]
+fn numeric_keys_have_bounds() {
+    for (key, value) in [
+        ("download\": {\"retry_backoff_ms", "18446744073709551615"),
+        ("download\": {\"read_timeout_secs", "0"),
+        ("download\": {\"connect_timeout_secs", "100000"),
+        ("download\": {\"lock_wait_secs", "0"),
+        ("download\": {\"total_timeout_secs", "0"),
+        ("unpack\": {\"max_entries", "0"),
+    ] {
+        let text = format!(r#"{{"object_storage": {{}}, "{key}": {value}}}}}"#);
+        let reason = reason(&text);
+        let leaf = key.rsplit('"').next().unwrap();
+        assert!(reason.contains(leaf), "{text}: {reason}");
+    }
+    let big = reason(r#"{"object_storage": {}, "initial_workers": 3000000000}"#);
+    assert!(
+        big.contains("initial_workers") && big.contains("Java int"),
+        "{big}"
+    );
 }
 
 #[test]
@@ -126,4 +169,28 @@ fn load_refuses_directories_and_missing_files() {
     assert!(err.to_string().contains("directory"), "{err}");
     let err = Config::load(&dir.path().join("none.json")).unwrap_err();
     assert!(err.to_string().contains("no such file"), "{err}");
+}
+
+#[test]
+fn load_reads_only_regular_files_and_a_bounded_amount() {
+    let dir = tempfile::tempdir().unwrap();
+    // A FIFO nobody writes to: opening it must not block.
+    let fifo = dir.path().join("fifo.json");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    for path in [fifo.as_path(), Path::new("/dev/zero")] {
+        let err = Config::load(path).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert_eq!(err.status(), 400);
+    }
+    // procfs says "regular file, 0 bytes": the read is bounded, and the
+    // answer a 400 like any file that is not a config.
+    let err = Config::load(Path::new("/proc/self/maps")).unwrap_err();
+    assert_eq!(err.status(), 400, "{err}");
+    let huge = dir.path().join("huge.json");
+    std::fs::write(&huge, vec![b' '; (MAX_CONFIG_BYTES + 10) as usize]).unwrap();
+    assert!(Config::load(&huge)
+        .unwrap_err()
+        .to_string()
+        .contains("larger than"));
 }

@@ -64,6 +64,7 @@ struct PullContext {
 /// Runs a pull. Errors returned here concern the whole request (bad
 /// parameters, config, listing); per-model errors are in the report.
 pub async fn pull(host: &PullHost, config: &Config, request: &PullRequest) -> Result<PullReport> {
+    plan::check_allowed(request, config)?;
     let bucket = request
         .bucket
         .clone()

@@ -52,6 +52,38 @@ pub fn selection(request: &PullRequest, config: &Config) -> Result<Selection> {
     Ok(selection)
 }
 
+/// A request may only name the buckets and prefixes the config allows
+/// (`object_storage.allowed_buckets` / `allowed_prefixes`, by default the
+/// configured bucket and prefix): the plugin's endpoint is not covered by
+/// TorchServe's model API switch, so it must not read whatever a caller
+/// names. `*` in `allowed_buckets` allows any bucket.
+pub fn check_allowed(request: &PullRequest, config: &Config) -> Result<()> {
+    let storage = &config.object_storage;
+    if let Some(bucket) = &request.bucket {
+        let allowed = storage.allowed_buckets();
+        if !allowed.iter().any(|b| b == bucket || b == "*") {
+            return Err(CoreError::NotAllowed(format!(
+                "bucket {bucket:?} is not allowed by {} (object_storage.allowed_buckets: {allowed:?})",
+                config.source.display()
+            )));
+        }
+    }
+    if let Some(prefix) = &request.prefix {
+        let wanted = normalize_prefix(prefix);
+        let allowed = storage.allowed_prefixes();
+        if !allowed
+            .iter()
+            .any(|a| wanted.starts_with(&normalize_prefix(a)))
+        {
+            return Err(CoreError::NotAllowed(format!(
+                "prefix {prefix:?} is not allowed by {} (object_storage.allowed_prefixes: {allowed:?})",
+                config.source.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Parses `all`, `a.mar` or `a.mar,b.mar`.
 pub fn parse_selection(raw: &str) -> Result<Selection> {
     let raw = raw.trim();
@@ -268,5 +300,43 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("missing"));
+    }
+
+    #[test]
+    fn only_allowed_buckets_and_prefixes_may_be_named() {
+        let config = |storage: &str| {
+            Config::parse(
+                format!(r#"{{"object_storage": {storage}}}"#).as_bytes(),
+                std::path::Path::new("/c.json"),
+            )
+            .unwrap()
+        };
+        let ask = |bucket: Option<&str>, prefix: Option<&str>| PullRequest {
+            bucket: bucket.map(str::to_string),
+            prefix: prefix.map(str::to_string),
+            ..PullRequest::default()
+        };
+        let plain = config(r#"{"bucket_name": "models", "prefix": "ts/"}"#);
+        assert!(check_allowed(&ask(Some("models"), Some("ts/v2")), &plain).is_ok());
+        assert!(check_allowed(&ask(None, None), &plain).is_ok());
+        let other = check_allowed(&ask(Some("secrets"), None), &plain).unwrap_err();
+        assert_eq!(other.status(), 403);
+        assert!(other.to_string().contains("allowed_buckets"), "{other}");
+        let outside = check_allowed(&ask(None, Some("private/")), &plain).unwrap_err();
+        assert!(
+            outside.to_string().contains("allowed_prefixes"),
+            "{outside}"
+        );
+        let listed = config(
+            r#"{"bucket_name": "models", "allowed_buckets": ["models", "staging"], "allowed_prefixes": [""]}"#,
+        );
+        assert!(check_allowed(&ask(Some("staging"), Some("any/")), &listed).is_ok());
+        let any = config(r#"{"allowed_buckets": ["*"]}"#);
+        assert!(check_allowed(&ask(Some("whatever"), None), &any).is_ok());
+        let none = config("{}");
+        assert_eq!(
+            check_allowed(&ask(Some("models"), None), &none).map_err(|e| e.status()),
+            Err(403)
+        );
     }
 }

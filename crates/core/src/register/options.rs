@@ -63,6 +63,9 @@ impl Default for RegisterOptions {
     }
 }
 
+/// TorchServe reads every number as a Java `int`.
+const MAX_NUMBER: u32 = i32::MAX as u32;
+
 /// An option's value as a request gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OptionValue {
@@ -128,6 +131,12 @@ impl RegisterOptions {
             ("batch_size", Number(0)) => {
                 return Err(CoreError::invalid("batch_size", "must be at least 1"))
             }
+            (_, Number(n)) if *n > MAX_NUMBER => {
+                return Err(CoreError::invalid(
+                    name,
+                    format!("{n} is larger than {MAX_NUMBER} (TorchServe takes a Java int)"),
+                ))
+            }
             ("batch_size", Number(n)) => self.batch_size = *n,
             ("max_batch_delay", Number(n)) => self.max_batch_delay = *n,
             ("response_timeout", Number(n)) => self.response_timeout = *n,
@@ -168,7 +177,24 @@ impl RegisterOptions {
         if self.batch_size == 0 {
             return Err("key 'batch_size': must be at least 1".into());
         }
+        for (key, value) in self.numbers() {
+            if value > MAX_NUMBER {
+                return Err(format!(
+                    "key '{key}': {value} is larger than {MAX_NUMBER} (TorchServe takes a Java int)"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    fn numbers(&self) -> [(&'static str, u32); 5] {
+        [
+            ("initial_workers", self.initial_workers),
+            ("batch_size", self.batch_size),
+            ("max_batch_delay", self.max_batch_delay),
+            ("response_timeout", self.response_timeout),
+            ("startup_timeout", self.startup_timeout),
+        ]
     }
 }
 

@@ -48,9 +48,9 @@ impl S3Source {
         }
         if let (Some(access_key), Some(secret_key)) = (&cfg.access_key, &cfg.secret_key) {
             loader = loader.credentials_provider(Credentials::new(
-                access_key.clone(),
-                secret_key.clone(),
-                cfg.session_token.clone(),
+                access_key.expose().clone(),
+                secret_key.expose().clone(),
+                cfg.session_token.as_ref().map(|t| t.expose().clone()),
                 None,
                 "dragonfly-endpoint-config",
             ));
@@ -72,7 +72,7 @@ impl S3Source {
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .force_path_style(cfg.path_style());
         if let Some(endpoint) = &cfg.endpoint {
-            builder = builder.endpoint_url(endpoint);
+            builder = builder.endpoint_url(endpoint.expose());
         }
         Ok(S3Source {
             client: aws_sdk_s3::Client::from_conf(builder.build()),

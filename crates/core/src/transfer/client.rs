@@ -20,9 +20,10 @@ impl Clients {
             path: config.source.clone(),
             reason: format!("key '{key}': {reason}"),
         };
-        let mut proxy =
-            reqwest::Proxy::all(&config.addr).map_err(|e| fail("addr", describe_http_error(e)))?;
-        if let Some((user, password)) = &download.proxy_basic_auth {
+        let mut proxy = reqwest::Proxy::all(config.addr.expose())
+            .map_err(|e| fail("addr", describe_http_error(e)))?;
+        if let Some(auth) = &download.proxy_basic_auth {
+            let (user, password) = auth.expose();
             proxy = proxy.basic_auth(user, password);
         }
         let ca_cert = match config.ca_cert_pem()? {

@@ -59,11 +59,13 @@ pub fn peer_headers(config: &Config, signing: &[&str]) -> Result<HeaderMap> {
     for (name, value) in &config.header {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| fail(format!("key 'header': {name:?} is not a valid header name")))?;
-        let value = HeaderValue::from_str(value).map_err(|_| {
+        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
             fail(format!(
                 "key 'header.{name}': value is not a valid header value"
             ))
         })?;
+        // Kept out of reqwest's debug output of the request.
+        value.set_sensitive(true);
         headers.insert(name, value);
     }
     let filter = filtered_query_params(signing, &config.filter);

@@ -107,7 +107,7 @@ impl Fetcher {
         let download = &config.download;
         Ok(Fetcher {
             clients: Clients::new(config)?,
-            peer_addr: config.addr.clone(),
+            peer_addr: config.addr.shown(),
             headers: dragonfly::peer_headers(config, signing)?,
             retries: download.retries,
             retry_backoff: Duration::from_millis(download.retry_backoff_ms),
