@@ -238,25 +238,22 @@ pub enum Jar {
 /// The plugin jar of that build in build/libs.
 pub fn plugin_jar(jar: Jar) -> PathBuf {
     let libs = repo_root().join("build/libs");
-    let (wanted, command) = match jar {
-        Jar::Product => ("", "gradle build"),
-        Jar::TestHooks => ("-test-hooks", "gradle build -PtestHooks"),
+    let (kind, command) = match jar {
+        Jar::Product => ("product", "gradle build"),
+        Jar::TestHooks => ("test-hooks", "gradle build -PtestHooks"),
     };
     std::fs::read_dir(&libs)
         .ok()
         .and_then(|entries| {
             entries.flatten().map(|e| e.path()).find(|p| {
                 let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                name.strip_suffix(".jar")
-                    .is_some_and(|stem| stem.ends_with("-test-hooks") == !wanted.is_empty())
+                name.strip_suffix(".jar").is_some_and(|stem| {
+                    let test_build = stem.ends_with("-test-hooks");
+                    test_build == (jar == Jar::TestHooks)
+                })
             })
         })
-        .unwrap_or_else(|| {
-            panic!(
-                "no {wanted} jar in {}: run `{command}` first",
-                libs.display()
-            )
-        })
+        .unwrap_or_else(|| panic!("no {kind} jar in {}: run `{command}` first", libs.display()))
 }
 
 /// A directory holding only the plugin jar, for `--plugins-path`.
