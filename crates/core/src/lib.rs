@@ -17,6 +17,7 @@
 //! | `config`      | the config file, its location rules, its redacted view |
 //! | `error`       | the error type, its status table, the JSON error body  |
 //! | `secret`      | credentials as types that cannot be printed            |
+//! | `digest`      | whole-object digests a store gives, and computing them |
 //! | `hooks`       | fault points only test builds can trigger              |
 //!
 //! Hosts (the JNI bridge, the CLI) provide a [`register::ModelRegistry`] and
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod config;
+pub mod digest;
 pub mod error;
 pub mod format;
 pub mod hooks;

@@ -5,6 +5,8 @@
 //!
 //! May import: nothing of this crate.
 
+use std::time::SystemTime;
+
 use serde::{Deserialize, Deserializer};
 
 /// A credential: a secret key, a token, a password, a presigned URL.
@@ -32,6 +34,14 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         T::deserialize(deserializer).map(Secret)
     }
+}
+
+/// A presigned GET: it carries a credential and a signature, so it is never
+/// logged or returned; `expires_at` lets a refusal say whether it expired.
+#[derive(Debug, Clone)]
+pub struct PresignedUrl {
+    pub url: Secret<String>,
+    pub expires_at: Option<SystemTime>,
 }
 
 /// A URL that may carry `user:password@` (a proxy, a store endpoint): its
@@ -86,6 +96,11 @@ mod tests {
         assert_eq!(secret.expose(), "SKSECRET");
         let nested = Some(Secret::new(("user".to_string(), "PW".to_string())));
         assert!(!format!("{nested:?}").contains("PW"));
+        let url = PresignedUrl {
+            url: Secret::new("http://s/b/k?X-Amz-Signature=SECRET".into()),
+            expires_at: None,
+        };
+        assert!(!format!("{url:?}").contains("SECRET"));
     }
 
     #[test]

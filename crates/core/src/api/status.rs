@@ -41,10 +41,11 @@ pub(super) fn status(query: &Query, host: &HostContext) -> Result<ApiResponse> {
         .filter(|p| matches(&p.model_name, &p.file_name))
         .collect();
     let archive = archives.into_iter().find(|a| {
-        matches(
-            a["pulled"]["model_name"].as_str().unwrap_or(""),
-            a["file_name"].as_str().unwrap_or(""),
-        )
+        let names = a["pulled"]["model_names"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        a["file_name"] == model.as_str() || names.iter().any(|n| n == model.as_str())
     });
     if pulls.is_empty() && archive.is_none() {
         return Err(CoreError::NotFound(format!(

@@ -159,9 +159,20 @@ impl Drop for StreamUnpacker {
     fn drop(&mut self) {
         // The thread must stop writing before the directory is removed
         // (a dropped feed ends it), or it could create files in a removed
-        // directory's place.
+        // directory's place. Joining it here could block an async worker
+        // thread for as long as the queued blocks take: a thread of its own
+        // waits, then removes the directory.
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            let dir = self.dir.take();
+            let waited = std::thread::Builder::new()
+                .name("dfe-unpack-drop".into())
+                .spawn(move || {
+                    let _ = thread.join();
+                    drop(dir);
+                });
+            if let Err(e) = waited {
+                tracing::warn!("could not start a thread to end an unpack: {e}");
+            }
         }
     }
 }
@@ -468,6 +479,14 @@ mod tests {
         feed_in_blocks(&mut feed, &bytes[..bytes.len() / 3], 4096);
         drop(feed);
         drop(unpacker);
+        // The directory goes on a thread of its own, once the unpacking
+        // thread has stopped.
+        for _ in 0..500 {
+            if fs::read_dir(work.path()).unwrap().count() == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_eq!(fs::read_dir(work.path()).unwrap().count(), 1, "only m.mar");
         assert!(!store.unpacked_root().exists());
     }

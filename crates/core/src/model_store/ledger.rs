@@ -1,6 +1,8 @@
 //! The ledger: what this plugin pulled into the store, one JSON file per
-//! archive under the hidden `.dragonfly-endpoint/` directory. It is what
-//! tells an unchanged archive from a new one, and what DELETE may remove.
+//! archive under the hidden `.dragonfly-endpoint/` directory: the object
+//! version the archive holds and the model names registered from it. It is
+//! what tells an unchanged archive from a new one, "already registered"
+//! from a conflict, and what DELETE may remove.
 
 use std::fs;
 use std::io::Write;
@@ -19,8 +21,51 @@ pub struct LedgerEntry {
     pub key: String,
     pub size: u64,
     pub etag: Option<String>,
-    pub model_name: String,
+    /// The model names registered through this plugin from this version.
+    pub model_names: Vec<String>,
     pub pulled_at_unix: u64,
+}
+
+impl LedgerEntry {
+    /// Whether this entry records that version (size and ETag) of the
+    /// object; without an ETag no version is known to be the same.
+    pub fn is_version(&self, size: u64, etag: Option<&str>) -> bool {
+        self.size == size && etag.is_some() && self.etag.as_deref() == etag
+    }
+}
+
+/// An entry as stored, also as an earlier release wrote it (one
+/// `model_name`).
+#[derive(Deserialize)]
+struct Stored {
+    bucket: String,
+    key: String,
+    size: u64,
+    etag: Option<String>,
+    #[serde(default)]
+    model_names: Vec<String>,
+    #[serde(default)]
+    model_name: Option<String>,
+    pulled_at_unix: u64,
+}
+
+impl From<Stored> for LedgerEntry {
+    fn from(stored: Stored) -> Self {
+        let mut model_names = stored.model_names;
+        if let Some(name) = stored.model_name {
+            if !model_names.contains(&name) {
+                model_names.push(name);
+            }
+        }
+        LedgerEntry {
+            bucket: stored.bucket,
+            key: stored.key,
+            size: stored.size,
+            etag: stored.etag,
+            model_names,
+            pulled_at_unix: stored.pulled_at_unix,
+        }
+    }
 }
 
 impl ModelStore {
@@ -32,7 +77,7 @@ impl ModelStore {
 
     pub fn ledger_entry(&self, file_name: &str) -> Option<LedgerEntry> {
         let text = fs::read(self.ledger_path(file_name)).ok()?;
-        serde_json::from_slice(&text).ok()
+        serde_json::from_slice::<Stored>(&text).ok().map(Into::into)
     }
 
     /// All ledger entries, by file name.
@@ -56,7 +101,7 @@ impl ModelStore {
     pub fn write_ledger(&self, file_name: &str, entry: &LedgerEntry) -> Result<()> {
         let dir = self.dir().join(LEDGER_DIR);
         fs::create_dir_all(&dir).map_err(|e| self.write_error(file_name, e))?;
-        let mut temp = self.create_temp(&format!("{file_name}.json"))?;
+        let mut temp = self.create_record_temp(file_name)?;
         let bytes = serde_json::to_vec_pretty(entry)
             .map_err(|e| CoreError::Internal(format!("ledger for {file_name}: {e}")))?;
         temp.write_all(&bytes)
@@ -78,7 +123,14 @@ impl ModelStore {
         let on_disk = fs::metadata(self.archive_path(file_name))
             .map(|m| m.is_file() && m.len() == size)
             .unwrap_or(false);
-        on_disk && entry.size == size && etag.is_some() && entry.etag.as_deref() == etag
+        on_disk && entry.is_version(size, etag)
+    }
+
+    /// The ledger entry and file name that records `model_name`.
+    pub fn ledger_of_model(&self, model_name: &str) -> Option<(String, LedgerEntry)> {
+        self.ledger_entries()
+            .into_iter()
+            .find(|(_, entry)| entry.model_names.iter().any(|n| n == model_name))
     }
 }
 
@@ -104,7 +156,7 @@ mod tests {
             key: "k/a.mar".into(),
             size: 5,
             etag: Some("e1".into()),
-            model_name: "a".into(),
+            model_names: vec!["a".into()],
             pulled_at_unix: 1,
         };
         store.write_ledger("a.mar", &entry).unwrap();
@@ -113,8 +165,22 @@ mod tests {
         assert!(!store.is_unchanged("a.mar", 6, Some("e1")));
         assert!(!store.is_unchanged("a.mar", 5, None));
         assert_eq!(store.ledger_entries().len(), 1);
+        assert_eq!(store.ledger_of_model("a").unwrap().0, "a.mar");
         store.remove_archive("a.mar").unwrap();
         assert!(store.ledger_entry("a.mar").is_none());
         assert!(!store.archive_path("a.mar").exists());
+    }
+
+    #[test]
+    fn ledgers_of_an_earlier_release_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path()).unwrap();
+        fs::create_dir_all(dir.path().join(LEDGER_DIR)).unwrap();
+        fs::write(
+            dir.path().join(LEDGER_DIR).join("a.mar.json"),
+            r#"{"bucket": "b", "key": "a.mar", "size": 1, "etag": "e", "model_name": "a", "pulled_at_unix": 2}"#,
+        )
+        .unwrap();
+        assert_eq!(store.ledger_entry("a.mar").unwrap().model_names, vec!["a"]);
     }
 }

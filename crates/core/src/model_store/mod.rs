@@ -1,15 +1,19 @@
 //! TorchServe's model store as this plugin writes it: safe names
 //! ([`names`]), hidden staging that only becomes visible whole
 //! ([`staging`]), the replace transaction that keeps the previous version
-//! until the new one is registered ([`transaction`]), the per-file lock
-//! ([`lock`]) and the ledger of what was pulled ([`ledger`]).
+//! until the new one is registered ([`transaction`]) and its journal for
+//! crash repair ([`journal`]), the per-file lock shared by every process
+//! using the store ([`lock`]) and the ledger of what was pulled
+//! ([`ledger`]).
 //!
 //! Layout: `<store>/<file>.mar` (what TorchServe sees), hidden
-//! `.<file>.dfpart-*` / `.<file>.dfprev-*` while a pull runs, and
-//! `.dragonfly-endpoint/` with the ledger and `unpacked/<file>-<version>/`.
+//! `.<file>.dfpart-*` / `.dfprev-*` / `.dfrecord-*` while a pull runs, and
+//! `.dragonfly-endpoint/` with the ledger, `locks/`, `journal/` and
+//! `unpacked/<file>-<version>/`.
 //!
 //! May import: `error`.
 
+mod journal;
 mod ledger;
 mod lock;
 mod names;
@@ -66,29 +70,62 @@ impl ModelStore {
         CoreError::write_failed(&self.dir, file_name, err)
     }
 
-    /// Temporary files and unpacking directories left by a process that
-    /// died mid-pull (a crash of the JVM skips every destructor). Those of
-    /// live processes, this one or a CLI sharing the store, are left alone.
-    pub fn remove_stale_temps(&self) {
+    /// Repairs `file_name` after a process died working on it (a crash
+    /// skips every destructor): an interrupted transaction is undone, or
+    /// completed when TorchServe had registered the model, and the file's
+    /// leftover hidden files go. The caller holds the file's lock, so none
+    /// of them belongs to a live pull.
+    pub fn recover(&self, file_name: &str) -> Result<()> {
+        if let Some(journal) = self.read_journal(file_name) {
+            match &journal.registered {
+                Some(entry) => {
+                    tracing::warn!("{file_name}: completing a pull that a crash interrupted after registration");
+                    self.complete(file_name, &journal, journal.unpacked_dir.as_deref(), entry)?;
+                }
+                None => {
+                    tracing::warn!("{file_name}: undoing a pull that a crash interrupted");
+                    self.undo(file_name, &journal);
+                }
+            }
+        }
         let Ok(entries) = fs::read_dir(&self.dir) else {
-            return;
+            return Ok(());
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let Some((_, suffix)) = name
-                .split_once(staging::TEMP_MARKER)
-                .or_else(|| name.split_once(staging::BACKUP_MARKER))
-            else {
-                continue;
-            };
-            let writer_alive = suffix
-                .split('-')
-                .next()
-                .and_then(|pid| pid.parse::<u32>().ok())
-                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-            if name.starts_with('.') && !writer_alive {
+            if staging::owner_of(&name.to_string_lossy()) == Some(file_name) {
                 let _ = remove_any(&entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// Repairs every file that a dead process left work on: those with
+    /// leftovers or a journal whose lock is free now. A file being pulled
+    /// by a live process (this one or another) is left alone.
+    pub fn sweep(&self) {
+        let mut owners: Vec<String> = self.journaled();
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                if let Some(owner) = staging::owner_of(&entry.file_name().to_string_lossy()) {
+                    owners.push(owner.to_string());
+                }
+            }
+        }
+        owners.sort();
+        owners.dedup();
+        for owner in owners {
+            if validate_file_name(&owner).is_err() {
+                continue;
+            }
+            match self.try_lock(&owner) {
+                Ok(Some(_lock)) => {
+                    if let Err(e) = self.recover(&owner) {
+                        tracing::warn!("repairing {owner} in the model store: {e}");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("locking {owner} to repair it: {e}"),
             }
         }
     }
@@ -130,9 +167,7 @@ impl ModelStore {
                     !hash.is_empty() && hash.chars().all(|c| c.is_ascii_hexdigit())
                 });
             if is_version && keep != Some(path.as_path()) {
-                if let Err(e) = fs::remove_dir_all(&path) {
-                    tracing::warn!("could not remove {}: {e}", path.display());
-                }
+                self.discard_dir(file_name, &path);
             }
         }
     }
@@ -163,27 +198,69 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn stale_temps_of_other_processes_are_removed() {
+    #[tokio::test]
+    async fn leftovers_go_only_when_their_lock_is_free() {
         let dir = tempfile::tempdir().unwrap();
         let store = ModelStore::open(dir.path()).unwrap();
-        let stale = dir.path().join(".a.mar.dfpart-999999999-0");
+        // A crashed pull's temp file, of whatever pid: its lock is free.
+        let stale = dir.path().join(".a.mar.dfpart-00ff00ff00ff00ff-0");
         fs::write(&stale, b"x").unwrap();
-        // A backup kept by a JVM that crashed before registration ended.
-        let stale_backup = dir.path().join(".a.mar.dfprev-999999999");
-        fs::write(&stale_backup, b"x").unwrap();
-        let own_backup = store.backup_path("b.mar");
-        fs::write(&own_backup, b"x").unwrap();
-        fs::write(dir.path().join("keep.mar"), b"x").unwrap();
-        // An unpacking directory of a crashed process.
-        let stale_dir = dir.path().join(".a.mar.dfpart-999999999-1");
+        let stale_dir = dir.path().join(".a.mar.dfpart-00ff00ff00ff00ff-1");
         fs::create_dir_all(stale_dir.join("MAR-INF")).unwrap();
-        fs::write(stale_dir.join("MAR-INF/MANIFEST.json"), b"{}").unwrap();
-        store.remove_stale_temps();
-        assert!(!stale_dir.exists());
-        assert!(!stale.exists());
-        assert!(!stale_backup.exists());
-        assert!(own_backup.exists(), "a live process's backup was removed");
+        // A live pull of b.mar (its lock held): its temp file stays.
+        let live = store.create_temp("b.mar").unwrap();
+        let held = store
+            .lock("b.mar", std::time::Duration::from_secs(1))
+            .await
+            .unwrap();
+        fs::write(dir.path().join("keep.mar"), b"x").unwrap();
+        store.sweep();
+        assert!(!stale.exists() && !stale_dir.exists());
+        assert!(live.path().exists(), "a live pull's temp file was removed");
         assert!(dir.path().join("keep.mar").exists());
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn a_crash_before_registration_is_undone_after_it_completed() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path()).unwrap();
+        fs::write(store.archive_path("a.mar"), b"old").unwrap();
+        let entry = LedgerEntry {
+            bucket: "b".into(),
+            key: "a.mar".into(),
+            size: 3,
+            etag: Some("v2".into()),
+            model_names: vec!["a".into()],
+            pulled_at_unix: 1,
+        };
+        for registered in [false, true] {
+            let mut tx = store.replace("a.mar");
+            let mut staged = tx.stage(false).unwrap();
+            staged.file.write_all(b"new").unwrap();
+            tx.commit_archive(staged.file).await.unwrap();
+            if registered {
+                tx.registered(&entry).unwrap();
+            }
+            // The process dies: no destructor runs.
+            std::mem::forget(tx);
+            store.sweep();
+            let archive = fs::read(store.archive_path("a.mar")).unwrap();
+            if registered {
+                assert_eq!(archive, b"new");
+                assert_eq!(store.ledger_entry("a.mar"), Some(entry.clone()));
+            } else {
+                assert_eq!(archive, b"old");
+                assert!(store.ledger_entry("a.mar").is_none());
+            }
+            assert!(store.read_journal("a.mar").is_none());
+            let hidden = fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".a.mar"))
+                .count();
+            assert_eq!(hidden, 0, "leftovers after the repair");
+        }
     }
 }

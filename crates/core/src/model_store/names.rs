@@ -1,6 +1,7 @@
 //! Names in the model store: what a file taken from a request or an object
 //! key may be called, and the model name an archive registers under.
 
+use super::staging::MARKERS;
 use crate::error::{CoreError, Result};
 
 /// Longest file name most filesystems accept.
@@ -20,6 +21,8 @@ pub fn validate_file_name(name: &str) -> Result<()> {
         Some("starts with '.' (hidden names are reserved)")
     } else if name.len() > MAX_NAME_BYTES {
         Some("is longer than 255 bytes")
+    } else if MARKERS.iter().any(|marker| name.contains(marker)) {
+        Some("contains a name the plugin reserves for its temporary files (.dfpart-, .dfprev-, .dfrecord-)")
     } else {
         None
     };
@@ -64,6 +67,7 @@ mod tests {
             "a\0.mar",
             "a\n.mar",
             ".hidden.mar",
+            "a.mar.dfpart-1-2",
             &long,
         ] {
             assert!(validate_file_name(bad).is_err(), "{bad:?} accepted");

@@ -4,20 +4,30 @@
 //! what it holds, so an error, a cancelled request or a panic leaves the
 //! store as it was. Hidden names (leading dot) are used because TorchServe
 //! skips hidden entries when it scans the store.
+//!
+//! Every hidden name is `.<file><marker><id>`: it names the file whose lock
+//! covers it (so a crashed process's leftovers are the ones whose lock is
+//! free, see [`super::ModelStore::sweep`]), and the id is random per
+//! process, so processes in different PID namespaces never collide.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use super::ModelStore;
 use crate::error::Result;
 
-/// Marks a temporary file or directory.
+/// Marks a temporary file or directory (a download, an unpacking, trash).
 pub(super) const TEMP_MARKER: &str = ".dfpart-";
 /// Marks the hard link that keeps the previous archive while its
 /// replacement registers.
 pub(super) const BACKUP_MARKER: &str = ".dfprev-";
+/// Marks a ledger or journal record being written.
+pub(super) const RECORD_MARKER: &str = ".dfrecord-";
+/// Every marker: no file name of the store may contain one.
+pub const MARKERS: &[&str] = &[TEMP_MARKER, BACKUP_MARKER, RECORD_MARKER];
 
 /// Where a download may write: a new temporary file, and the name the peer
 /// may hard-link its finished task to instead (`X-Dragonfly-Output-Path`).
@@ -49,7 +59,16 @@ impl ModelStore {
 
     /// A new hidden temporary file next to where `file_name` will land.
     pub fn create_temp(&self, file_name: &str) -> Result<TempFile> {
-        let path = self.temp_name(file_name);
+        self.create_marked(file_name, TEMP_MARKER)
+    }
+
+    /// A new hidden file for a record (ledger, journal) of `file_name`.
+    pub(super) fn create_record_temp(&self, file_name: &str) -> Result<TempFile> {
+        self.create_marked(file_name, RECORD_MARKER)
+    }
+
+    fn create_marked(&self, file_name: &str, marker: &str) -> Result<TempFile> {
+        let path = self.hidden_name(file_name, marker);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -70,17 +89,63 @@ impl ModelStore {
         Ok(TempDir { path })
     }
 
-    /// Where the previous archive of `file_name` is kept (a hard link) while
-    /// its replacement registers.
+    /// A fresh name to keep the previous archive of `file_name` under (a
+    /// hard link) while its replacement registers.
     pub fn backup_path(&self, file_name: &str) -> PathBuf {
-        self.dir()
-            .join(format!(".{file_name}{BACKUP_MARKER}{}", std::process::id()))
+        self.hidden_name(file_name, BACKUP_MARKER)
     }
 
     fn temp_name(&self, file_name: &str) -> PathBuf {
-        self.dir()
-            .join(format!(".{file_name}{TEMP_MARKER}{}", unique_suffix()))
+        self.hidden_name(file_name, TEMP_MARKER)
     }
+
+    fn hidden_name(&self, file_name: &str, marker: &str) -> PathBuf {
+        self.dir()
+            .join(format!(".{file_name}{marker}{}", unique_id()))
+    }
+
+    /// Removes a directory of `file_name`'s without making the caller wait
+    /// for a large tree: it is renamed to a hidden temporary name at once
+    /// (gone from where it was, and swept if the process dies first), then
+    /// deleted on a thread of its own.
+    pub fn discard_dir(&self, file_name: &str, dir: &Path) {
+        let trash = self.temp_name(file_name);
+        let target = match fs::rename(dir, &trash) {
+            Ok(()) => trash,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => dir.to_path_buf(),
+        };
+        let removed = std::thread::Builder::new()
+            .name("dfe-discard".into())
+            .spawn(move || remove_logged(&target));
+        if let Err(e) = removed {
+            tracing::warn!("could not start a thread to remove a directory: {e}");
+        }
+    }
+}
+
+fn remove_logged(path: &Path) {
+    if let Err(e) = fs::remove_dir_all(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("could not remove {}: {e}", path.display());
+        }
+    }
+}
+
+/// The file a hidden name of the store belongs to, and whether it is one:
+/// `.<file><marker><id>` gives `<file>`.
+pub(super) fn owner_of(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix('.')?;
+    MARKERS.iter().find_map(|marker| {
+        let (owner, id) = rest.rsplit_once(marker)?;
+        let valid_id = id.split_once('-').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_hexdigit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        });
+        (valid_id && !owner.is_empty()).then_some(owner)
+    })
 }
 
 /// A temporary file that is deleted unless committed.
@@ -177,15 +242,27 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// `PID-N`: unique among the temporary names of live processes, and tells
-/// [`ModelStore::remove_stale_temps`] whose they are.
-fn unique_suffix() -> String {
+/// `<random per process>-<counter>`: unique across processes, hosts and
+/// PID namespaces sharing a store (two pods may both be PID 1).
+fn unique_id() -> String {
+    static SEED: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let seed = SEED.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        // SAFETY: getrandom(2) writes at most `bytes.len()` bytes into it.
+        let got = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+        if got == bytes.len() as isize {
+            u64::from_le_bytes(bytes)
+        } else {
+            // No entropy source: time and pid still differ between runs.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            nanos ^ (u64::from(std::process::id()) << 32)
+        }
+    });
+    format!("{seed:016x}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 #[cfg(test)]
@@ -202,6 +279,42 @@ mod tests {
             assert!(temp.path().exists());
         }
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn hidden_names_say_whose_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModelStore::open(dir.path()).unwrap();
+        let temp = store.create_temp("a.b.mar").unwrap();
+        let name = temp
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(owner_of(&name), Some("a.b.mar"));
+        let backup = store.backup_path("a.mar");
+        assert_eq!(
+            owner_of(backup.file_name().unwrap().to_str().unwrap()),
+            Some("a.mar")
+        );
+        assert_ne!(
+            store.backup_path("a.mar"),
+            backup,
+            "backup names are unique"
+        );
+        // Names of an earlier release (PID-N) are recognised too.
+        assert_eq!(owner_of(".a.mar.dfpart-4242-0"), Some("a.mar"));
+        for other in [
+            "a.mar",
+            ".a.mar",
+            ".a.mar.dfpart-",
+            ".a.mar.dfpart-xyz",
+            ".dfpart-1-2",
+        ] {
+            assert_eq!(owner_of(other), None, "{other}");
+        }
     }
 
     #[test]

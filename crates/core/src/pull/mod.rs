@@ -17,6 +17,7 @@ pub mod progress;
 pub mod report;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
@@ -59,6 +60,10 @@ struct PullContext {
     fetcher: Arc<Fetcher>,
     options: RegisterOptions,
     register_as: RegisterAs,
+    /// How long a model waits for its file's lock.
+    lock_wait: Duration,
+    /// The deadline of one model's whole pull, if any.
+    total_timeout: Option<Duration>,
 }
 
 /// Runs a pull. Errors returned here concern the whole request (bad
@@ -97,7 +102,9 @@ pub async fn pull(host: &PullHost, config: &Config, request: &PullRequest) -> Re
             .into();
     let planned = plan::plan(&*source, &prefix, &selection, request.model_name.as_deref()).await?;
     let fetcher = Arc::new(Fetcher::new(config, source.signing_params())?);
-    host.store.remove_stale_temps();
+    // Files a dead process was working on are repaired before anything
+    // else touches them.
+    host.store.sweep();
 
     let context = Arc::new(PullContext {
         host: host.clone(),
@@ -105,6 +112,8 @@ pub async fn pull(host: &PullHost, config: &Config, request: &PullRequest) -> Re
         fetcher,
         options,
         register_as: config.register_as,
+        lock_wait: Duration::from_secs(config.download.lock_wait_secs),
+        total_timeout: config.download.total_timeout_secs.map(Duration::from_secs),
     });
     let limit = Arc::new(Semaphore::new(config.download.concurrency));
     let mut tasks = Vec::new();

@@ -1,7 +1,9 @@
-//! One model of a pull, step by step: stat, the conflict check, the
-//! download into staging, the commit, the unpacked directory, registration
-//! and the ledger. The store's replace transaction is opened first and
-//! finished last, so any failure in between leaves the store as it was.
+//! One model of a pull, step by step, under the file's lock: repair of an
+//! earlier crash, stat, the identity checks (one name, one version; one
+//! version, many names), the download into staging, the commit, the
+//! unpacked directory, registration and the ledger. The store's replace
+//! transaction is opened first and finished last, so any failure (or the
+//! total deadline) in between leaves the store as it was.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,10 +18,10 @@ use crate::error::{CoreError, Result};
 use crate::format::zip::StreamUnpacker;
 use crate::hooks;
 use crate::model_store::{unix_now, LedgerEntry, Replace, TempFile};
-use crate::register::RegisterRequest;
+use crate::register::{validate_model_name, RegisterRequest};
 use crate::source::ObjectInfo;
 use crate::transfer::writer::{BlockTap, WriteTarget};
-use crate::transfer::{Destination, FetchTarget};
+use crate::transfer::{Destination, FetchTarget, Presign};
 
 pub async fn pull_one(context: &PullContext, item: Planned) -> ModelReport {
     let host = &context.host;
@@ -35,8 +37,24 @@ pub async fn pull_one(context: &PullContext, item: Planned) -> ModelReport {
         on_start(progress.clone());
     }
     let mut report = ModelReport::new(&item.model_name, &item.file_name, &object);
-    let _lock = host.store.lock(&item.file_name).await;
-    match run(context, &item, &progress, &mut report).await {
+    let locked = async {
+        let _lock = host.store.lock(&item.file_name, context.lock_wait).await?;
+        host.store.recover(&item.file_name)?;
+        run(context, &item, &progress, &mut report).await
+    };
+    let outcome = match context.total_timeout {
+        // Dropping the pull on the deadline rolls its transaction back.
+        Some(limit) => tokio::time::timeout(limit, locked)
+            .await
+            .unwrap_or_else(|_| {
+                Err(CoreError::Timeout(format!(
+                    "the pull of {object} took longer than {} s (download.total_timeout_secs); the model store is as it was",
+                    limit.as_secs()
+                )))
+            }),
+        None => locked.await,
+    };
+    match outcome {
         Ok(()) => {
             progress.set_phase(Phase::Done);
             tracing::info!(
@@ -63,7 +81,17 @@ async fn run(
     report: &mut ModelReport,
 ) -> Result<()> {
     let host = &context.host;
-    let info = match &item.info {
+    // Refused before anything is downloaded: TorchServe would refuse it.
+    validate_model_name(&item.model_name).map_err(|_| {
+        CoreError::invalid(
+            "model_name",
+            format!(
+                "{:?} gives the model name {:?}, which TorchServe does not accept (letters, digits, '_', '-', '.', no '..'); pass model_name=",
+                item.file_name, item.model_name
+            ),
+        )
+    })?;
+    let mut info = match &item.info {
         Some(info) => info.clone(),
         None => context.source.stat(&item.key).await?,
     };
@@ -71,14 +99,26 @@ async fn run(
     let unchanged = host
         .store
         .is_unchanged(&item.file_name, info.size, info.etag.as_deref());
+    let ledger = host.store.ledger_entry(&item.file_name);
+    let names = recorded_names(context, ledger.as_ref(), &item.model_name).await?;
     let registered = match &host.registry {
         Some(registry) => registry.is_registered(&item.model_name).await?,
         None => false,
     };
-    if registered && !unchanged {
+    let ours = unchanged
+        && ledger
+            .as_ref()
+            .is_some_and(|l| l.model_names.contains(&item.model_name));
+    if registered && !ours {
         return Err(CoreError::Conflict(format!(
-            "model {:?} is already registered from another archive; unregister it first (DELETE /dragonfly?model={})",
-            item.model_name, item.model_name
+            "model {:?} is already registered, but not from this version of {} pulled by this plugin; unregister it first (DELETE /dragonfly?model={})",
+            item.model_name, item.file_name, item.model_name
+        )));
+    }
+    if !unchanged && !names.is_empty() {
+        return Err(CoreError::Conflict(format!(
+            "{} serves model(s) {names:?} from its current version; a new version would replace their files: unregister them first (DELETE /dragonfly?model=...)",
+            item.file_name
         )));
     }
 
@@ -89,6 +129,12 @@ async fn run(
         progress.set_bytes(info.size);
         report.download = Some(DownloadReport::unchanged(info.size));
     } else {
+        if item.info.is_some() {
+            // A listing says nothing of checksums or encryption: the object
+            // itself is asked what its content's digest is.
+            info = context.source.stat(&item.key).await?;
+            progress.set_total(info.size);
+        }
         let download = download(context, item, &info, progress, &mut tx, &mut unpacker).await?;
         report.download = Some(download);
         hooks::point("pull.archive_committed");
@@ -101,12 +147,12 @@ async fn run(
         RegisterAs::Mar => Prepared::archive(item),
     };
     hooks::point("pull.prepared");
-    let entry = LedgerEntry {
+    let mut entry = LedgerEntry {
         bucket: context.source.bucket().to_string(),
         key: item.key.clone(),
         size: info.size,
         etag: info.etag.clone(),
-        model_name: item.model_name.clone(),
+        model_names: names,
         pulled_at_unix: unix_now(),
     };
     let registry = match (&host.registry, registered) {
@@ -114,6 +160,7 @@ async fn run(
         (Some(_), true) | (None, _) => {
             if registered {
                 report.registration = Some("already_registered");
+                entry.model_names.push(item.model_name.clone());
             }
             return tx.finish(prepared.dir.as_deref(), &entry);
         }
@@ -126,6 +173,8 @@ async fn run(
     };
     let started = Instant::now();
     let message = registry.register(&request).await?;
+    entry.model_names.push(item.model_name.clone());
+    tx.registered(&entry)?;
     hooks::point("pull.registered");
     report.registration = Some("registered");
     report.registration_message = Some(message);
@@ -133,6 +182,31 @@ async fn run(
     tx.finish(prepared.dir.as_deref(), &entry)?;
     hooks::point("pull.ledger_written");
     Ok(())
+}
+
+/// The names the ledger records as registered from the archive's current
+/// version that still are. With a registry each is checked (TorchServe's
+/// own unregister leaves the ledger behind) and `name` itself is left to
+/// the caller; without one (the CLI only downloading) the ledger's word is
+/// taken for every name.
+async fn recorded_names(
+    context: &PullContext,
+    ledger: Option<&LedgerEntry>,
+    name: &str,
+) -> Result<Vec<String>> {
+    let Some(ledger) = ledger else {
+        return Ok(Vec::new());
+    };
+    let Some(registry) = &context.host.registry else {
+        return Ok(ledger.model_names.clone());
+    };
+    let mut names = Vec::new();
+    for other in ledger.model_names.iter().filter(|n| *n != name) {
+        if registry.is_registered(other).await? {
+            names.push(other.clone());
+        }
+    }
+    Ok(names)
 }
 
 /// Downloads the object into staging and commits it as the archive; with
@@ -146,13 +220,16 @@ async fn download(
     unpacker: &mut Option<StreamUnpacker>,
 ) -> Result<DownloadReport> {
     progress.set_phase(Phase::Downloading);
-    let presigned = context.source.presign(&item.key).await?;
+    let (source, key) = (context.source.clone(), item.key.clone());
+    let presign: Presign = Arc::new(move || {
+        let (source, key) = (source.clone(), key.clone());
+        Box::pin(async move { source.presign(&key).await })
+    });
     let target = FetchTarget {
         object: context.source.object_url(&item.key),
-        url: presigned.url,
-        expires_at: presigned.expires_at,
+        presign,
         size: info.size,
-        md5: info.md5(),
+        digest: info.digest.clone(),
         version: info.etag.clone(),
     };
     let tap: Option<Box<dyn BlockTap>> = match context.register_as {

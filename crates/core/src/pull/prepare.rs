@@ -33,8 +33,8 @@ impl Prepared {
 }
 
 /// Finishes (or finds) the unpacked directory of this archive version. A
-/// directory this pull creates is adopted by `tx`, so a later failure
-/// removes it.
+/// directory this pull creates is announced to `tx` first, so a later
+/// failure (or a crash) removes it.
 pub async fn directory(
     context: &PullContext,
     item: &Planned,
@@ -74,6 +74,7 @@ pub async fn directory(
         None => Some(tx.temp_dir()?),
     };
     let committed_at = target.clone();
+    tx.will_commit_unpacked(&target)?;
     let outcome = tokio::task::spawn_blocking(move || {
         let (dir, stats, from) = match (unpacker, fresh_dir) {
             (Some(stream), _) => stream.finish(&archive)?,
@@ -91,7 +92,6 @@ pub async fn directory(
 
     match outcome {
         Ok((stats, from)) => {
-            tx.adopt_unpacked(target.clone());
             report.unpacked = Some(UnpackReport {
                 from,
                 files: stats.files,

@@ -36,15 +36,32 @@ pub trait ModelRegistry: Send + Sync {
     fn is_registered<'a>(&'a self, model_name: &'a str) -> BoxFuture<'a, Result<bool>>;
 }
 
-/// TorchServe model names: letters, digits, `_`, `-`, `.`; as its own API.
+/// TorchServe model names: letters, digits, `_`, `-`, `.`, never `..`
+/// (TorchServe refuses it, and it would reach paths); as its own API.
 pub fn validate_model_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 255
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !name.starts_with('.');
+        && !name.starts_with('.')
+        && !name.contains("..");
     CoreError::require(ok, "model_name", || {
-        format!("{name:?} is not a valid model name (letters, digits, '_', '-', '.')")
+        format!("{name:?} is not a valid model name (letters, digits, '_', '-', '.', no '..')")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_are_torchserve_names() {
+        for good in ["resnet", "a.b", "x_1-2", "m.mar"] {
+            assert!(validate_model_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "my model", ".hidden", "a..b", "a/b", "ä"] {
+            assert!(validate_model_name(bad).is_err(), "{bad}");
+        }
+    }
 }

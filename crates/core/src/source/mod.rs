@@ -4,15 +4,16 @@
 //! more file beside [`s3`], with the same shape: connect from its config,
 //! the trait, its error responses mapped to `CoreError` in the same file.
 //!
-//! May import: `error`, `config`.
+//! May import: `error`, `config`, `digest`, `secret`.
 
 pub mod s3;
 
-use std::time::SystemTime;
-
 use crate::config::ObjectStorageConfig;
+use crate::digest::Digest;
 use crate::error::Result;
 use crate::BoxFuture;
+
+pub use crate::secret::PresignedUrl;
 
 /// What the pull needs to know of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,33 +22,9 @@ pub struct ObjectInfo {
     pub size: u64,
     /// The store's version tag of the content (an S3 ETag, unquoted).
     pub etag: Option<String>,
-}
-
-impl ObjectInfo {
-    /// The content's MD5 when the ETag is one (single-part uploads without
-    /// SSE-KMS); multipart ETags carry a `-N` suffix and are not digests.
-    pub fn md5(&self) -> Option<String> {
-        let etag = self.etag.as_deref()?;
-        (etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| etag.to_ascii_lowercase())
-    }
-}
-
-/// A presigned GET: it carries a credential and a signature, so it is never
-/// logged or returned; `expires_at` lets a refusal say whether it expired.
-#[derive(Clone)]
-pub struct PresignedUrl {
-    pub url: String,
-    pub expires_at: Option<SystemTime>,
-}
-
-impl std::fmt::Debug for PresignedUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PresignedUrl")
-            .field("url", &"<presigned, not shown>")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
+    /// A digest of the whole content, when the store gives one that really
+    /// is one (`stat` only; a listing does not say).
+    pub digest: Option<Digest>,
 }
 
 pub trait ObjectSource: Send + Sync {
@@ -66,6 +43,7 @@ pub trait ObjectSource: Send + Sync {
     /// Every model archive under `prefix`, across all pages.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>>>;
 
+    /// Size, version and, where the store has one, the content's digest.
     fn stat<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<ObjectInfo>>;
 
     fn presign<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<PresignedUrl>>;
@@ -92,33 +70,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn md5_only_from_single_part_etags() {
-        let info = |etag: &str| ObjectInfo {
-            key: "a.mar".into(),
-            size: 1,
-            etag: Some(etag.into()),
-        };
-        assert_eq!(
-            info("9E107D9D372BB6826BD81D3542A419D6").md5().as_deref(),
-            Some("9e107d9d372bb6826bd81d3542a419d6")
-        );
-        assert_eq!(info("9e107d9d372bb6826bd81d3542a419d6-3").md5(), None);
-        assert_eq!(info("xyz").md5(), None);
-    }
-
-    #[test]
     fn only_mar_objects_are_archives() {
         assert!(is_archive_key("models/a.mar"));
         assert!(!is_archive_key("models/readme.txt"));
         assert!(!is_archive_key("models/a.mar/"));
-    }
-
-    #[test]
-    fn presigned_urls_do_not_print() {
-        let url = PresignedUrl {
-            url: "http://s/b/k?X-Amz-Signature=SECRET".into(),
-            expires_at: None,
-        };
-        assert!(!format!("{url:?}").contains("SECRET"));
     }
 }

@@ -10,9 +10,13 @@ use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation}
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 
+use aws_sdk_s3::types::{ChecksumMode, ChecksumType, ServerSideEncryption};
+
 use super::{is_archive_key, ObjectInfo, ObjectSource, PresignedUrl};
 use crate::config::ObjectStorageConfig;
+use crate::digest::{Algorithm, Digest};
 use crate::error::{CoreError, Result};
+use crate::secret::Secret;
 use crate::BoxFuture;
 
 /// Query parameters of a presigned S3 URL that differ between signers of the
@@ -32,6 +36,9 @@ pub struct S3Source {
     client: aws_sdk_s3::Client,
     bucket: String,
     presign_expiry: Duration,
+    /// The store as messages name it (its endpoint, or AWS S3).
+    store: String,
+    operation_timeout: Duration,
 }
 
 impl S3Source {
@@ -64,7 +71,17 @@ impl S3Source {
             .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
             .filter(|r| !r.trim().is_empty())
             .unwrap_or_else(|| "us-east-1".to_string());
-        loader = loader.region(aws_config::Region::new(region));
+        loader = loader.region(aws_config::Region::new(region.clone()));
+        // Every call has a deadline: a store that accepts the connection and
+        // never answers is a 504, not a hang.
+        let operation_timeout = Duration::from_secs(cfg.operation_timeout_secs);
+        loader = loader.timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(operation_timeout.min(Duration::from_secs(10)))
+                .operation_attempt_timeout(operation_timeout)
+                .operation_timeout(operation_timeout)
+                .build(),
+        );
         let shared = loader.load().await;
         let mut builder = aws_sdk_s3::config::Builder::from(&shared)
             // S3-compatible stores do not all speak the newer checksums.
@@ -74,10 +91,16 @@ impl S3Source {
         if let Some(endpoint) = &cfg.endpoint {
             builder = builder.endpoint_url(endpoint.expose());
         }
+        let store = match &cfg.endpoint {
+            Some(endpoint) => format!("S3 store {}", endpoint.shown()),
+            None => format!("AWS S3 ({region})"),
+        };
         Ok(S3Source {
             client: aws_sdk_s3::Client::from_conf(builder.build()),
             bucket: bucket.to_string(),
             presign_expiry: Duration::from_secs(cfg.presign_expiry_secs),
+            store,
+            operation_timeout,
         })
     }
 
@@ -92,7 +115,7 @@ impl S3Source {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.sdk_error(e, &format!("listing {prefix:?}")))?;
+            let page = page.map_err(|e| self.sdk_error(e, "ListObjectsV2", prefix))?;
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
                 if !is_archive_key(key) {
@@ -102,6 +125,8 @@ impl S3Source {
                     key: key.to_string(),
                     size: object.size().unwrap_or(0).max(0) as u64,
                     etag: object.e_tag().map(unquote),
+                    // A listing says nothing of encryption: no digest here.
+                    digest: None,
                 });
             }
         }
@@ -114,13 +139,33 @@ impl S3Source {
             .head_object()
             .bucket(&self.bucket)
             .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
             .send()
             .await
-            .map_err(|e| self.sdk_error(e, key))?;
+            .map_err(|e| self.sdk_error(e, "HeadObject", key))?;
+        let etag = head.e_tag().map(unquote);
+        let checksums = [
+            (Algorithm::Crc64Nvme, head.checksum_crc64_nvme()),
+            (Algorithm::Crc32c, head.checksum_crc32_c()),
+            (Algorithm::Crc32, head.checksum_crc32()),
+            (Algorithm::Sha1, head.checksum_sha1()),
+            (Algorithm::Sha256, head.checksum_sha256()),
+        ];
+        // A composite (multipart) checksum is a checksum of part checksums.
+        let whole = !matches!(head.checksum_type(), Some(ChecksumType::Composite));
+        let checksum = checksums
+            .into_iter()
+            .filter(|_| whole)
+            .find_map(|(algorithm, value)| Digest::from_base64(algorithm, value?));
+        let encrypted = matches!(
+            head.server_side_encryption(),
+            Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
+        ) || head.sse_customer_algorithm().is_some();
         Ok(ObjectInfo {
             key: key.to_string(),
             size: head.content_length().unwrap_or(0).max(0) as u64,
-            etag: head.e_tag().map(unquote),
+            digest: checksum.or_else(|| etag_md5(etag.as_deref(), encrypted)),
+            etag,
         })
     }
 
@@ -137,19 +182,26 @@ impl S3Source {
             .key(key)
             .presigned(config)
             .await
-            .map_err(|e| self.sdk_error(e, key))?;
+            .map_err(|e| self.sdk_error(e, "GetObject (presign)", key))?;
         Ok(PresignedUrl {
-            url: request.uri().to_string(),
+            url: Secret::new(request.uri().to_string()),
             expires_at: Some(expires_at),
         })
     }
 
-    fn sdk_error<E, R>(&self, err: SdkError<E, R>, what: &str) -> CoreError
+    fn sdk_error<E, R>(&self, err: SdkError<E, R>, operation: &str, key: &str) -> CoreError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug + HttpStatus,
     {
-        let object = format!("s3://{}/{}", self.bucket, what.trim_start_matches('/'));
+        let object = format!("s3://{}/{}", self.bucket, key.trim_start_matches('/'));
+        let timed_out = || {
+            CoreError::Timeout(format!(
+                "{} did not answer {operation} for {object} within {} s (object_storage.operation_timeout_secs)",
+                self.store,
+                self.operation_timeout.as_secs()
+            ))
+        };
         match &err {
             SdkError::ServiceError(service) => {
                 let status = service.raw().status_code();
@@ -157,9 +209,8 @@ impl S3Source {
                 let message = service.err().message().unwrap_or("");
                 classify(&self.bucket, &object, status, code, message)
             }
-            SdkError::TimeoutError(_) => {
-                CoreError::Timeout(format!("object storage did not answer for {object}"))
-            }
+            SdkError::TimeoutError(_) => timed_out(),
+            SdkError::DispatchFailure(failure) if failure.is_timeout() => timed_out(),
             SdkError::DispatchFailure(failure) => {
                 // The cause chain names TLS failures; it holds no secrets
                 // (listing and HEAD URLs are not presigned).
@@ -169,15 +220,14 @@ impl S3Source {
                         "its TLS certificate is not trusted ({}); if a private CA signed it, set download.ca_cert",
                         certificate_cause(&detail)
                     )
-                } else if failure.is_timeout() {
-                    "timed out".to_string()
                 } else if failure.is_io() {
                     "connection failed".to_string()
                 } else {
                     "request could not be sent".to_string()
                 };
                 CoreError::Storage(format!(
-                    "could not reach object storage for {object}: {reason}"
+                    "could not reach {} for {operation} of {object}: {reason}",
+                    self.store
                 ))
             }
             SdkError::ResponseError(_) => CoreError::Storage(format!(
@@ -296,6 +346,15 @@ fn classify(bucket: &str, object: &str, status: u16, code: &str, message: &str) 
     }
 }
 
+/// An S3 ETag is the MD5 of the content only for a single-part upload
+/// (multipart ETags end in `-N`) that is not encrypted with SSE-KMS or SSE-C.
+fn etag_md5(etag: Option<&str>, encrypted: bool) -> Option<Digest> {
+    if encrypted {
+        return None;
+    }
+    Digest::from_hex(Algorithm::Md5, etag?)
+}
+
 fn unquote(etag: &str) -> String {
     etag.trim_matches('"').to_string()
 }
@@ -313,5 +372,17 @@ mod tests {
         assert_eq!(c("SignatureDoesNotMatch", 403), 403);
         assert_eq!(c("InternalError", 500), 502);
         assert_eq!(unquote("\"abc\""), "abc");
+    }
+
+    #[test]
+    fn an_etag_is_an_md5_only_when_s3_says_so() {
+        let md5 = "9e107d9d372bb6826bd81d3542a419d6";
+        assert!(etag_md5(Some(md5), false).is_some());
+        assert!(
+            etag_md5(Some(md5), true).is_none(),
+            "SSE-KMS/SSE-C ETags are not MD5s"
+        );
+        assert!(etag_md5(Some("9e107d9d372bb6826bd81d3542a419d6-3"), false).is_none());
+        assert!(etag_md5(None, false).is_none());
     }
 }

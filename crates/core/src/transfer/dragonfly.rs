@@ -111,6 +111,7 @@ pub fn served_from(finished_header: Option<&str>) -> ServedFrom {
 pub fn error_status(
     peer_addr: &str,
     target: &FetchTarget,
+    expires_at: Option<SystemTime>,
     status: StatusCode,
     error_type: Option<String>,
     via_peer: bool,
@@ -127,8 +128,10 @@ pub fn error_status(
     }
     match (via_peer, error_type) {
         // Errors the origin gave, passed through by the peer or direct.
-        (_, Some(t)) if t == "backend" => origin_error(target, code, "through the peer"),
-        (false, _) => origin_error(target, code, "direct"),
+        (_, Some(t)) if t == "backend" => {
+            origin_error(target, expires_at, code, "through the peer")
+        }
+        (false, _) => origin_error(target, expires_at, code, "direct"),
         (true, Some(error_type)) => CoreError::Peer {
             addr: peer_addr.to_string(),
             status: code,
@@ -136,18 +139,23 @@ pub fn error_status(
             object: target.object.clone(),
         },
         // No error type: a plain proxy in front, or the origin itself.
-        (true, None) => origin_error(target, code, "through the peer"),
+        (true, None) => origin_error(target, expires_at, code, "through the peer"),
     }
 }
 
-fn origin_error(target: &FetchTarget, code: u16, how: &str) -> CoreError {
+fn origin_error(
+    target: &FetchTarget,
+    expires_at: Option<SystemTime>,
+    code: u16,
+    how: &str,
+) -> CoreError {
     match code {
         403 | 401 => CoreError::StorageDenied {
             status: code,
             message: format!(
                 "GET {} {how} was refused: {}",
                 target.object,
-                refusal_reason(target.expires_at, SystemTime::now())
+                refusal_reason(expires_at, SystemTime::now())
             ),
         },
         404 => CoreError::NotFound(format!("object {} not found", target.object)),

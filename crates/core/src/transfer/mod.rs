@@ -17,7 +17,8 @@ pub mod writer;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
@@ -25,23 +26,30 @@ use reqwest::header::{HeaderMap, CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
 
 use crate::config::Config;
+use crate::digest::{hex, Digest};
 use crate::error::{describe_http_error, CoreError, Result};
+use crate::secret::PresignedUrl;
+use crate::BoxFuture;
 use client::Clients;
 use dragonfly::{header, ServedFrom};
 use writer::{spawn_writer, BlockTap, WriteTarget, WriterSink, BLOCK_SIZE};
+
+/// The longest wait between two attempts, whatever the backoff doubled to.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Signs the object's GET, again for every attempt: a URL that expired
+/// during a long transfer or a backoff is not a dead end.
+pub type Presign = Arc<dyn Fn() -> BoxFuture<'static, Result<PresignedUrl>> + Send + Sync>;
 
 /// One object to download.
 #[derive(Clone)]
 pub struct FetchTarget {
     /// `s3://bucket/key`, for messages (never the presigned URL).
     pub object: String,
-    /// The presigned URL: a credential, never printed.
-    pub url: String,
-    /// When `url` stops being valid, if known.
-    pub expires_at: Option<SystemTime>,
+    pub presign: Presign,
     pub size: u64,
-    /// Hex MD5 of the content when the store gave one.
-    pub md5: Option<String>,
+    /// A digest of the content, when the store gave one.
+    pub digest: Option<Digest>,
     /// The object's version (ETag), part of the Dragonfly task tag.
     pub version: Option<String>,
 }
@@ -50,9 +58,8 @@ impl std::fmt::Debug for FetchTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FetchTarget")
             .field("object", &self.object)
-            .field("url", &"<presigned, not shown>")
             .field("size", &self.size)
-            .field("md5", &self.md5)
+            .field("digest", &self.digest)
             .field("version", &self.version)
             .finish()
     }
@@ -132,8 +139,8 @@ impl Fetcher {
         received: &AtomicU64,
         tap: Option<Box<dyn BlockTap>>,
     ) -> Result<Fetched> {
-        let expected_md5 = target.md5.as_ref().filter(|_| self.verify_checksum);
-        let (sink, writer) = spawn_writer(dest.file, tap, expected_md5.is_some());
+        let expected = target.digest.as_ref().filter(|_| self.verify_checksum);
+        let (sink, writer) = spawn_writer(dest.file, tap, expected.map(|d| d.algorithm));
         let result = self.transfer(target, dest.link, &sink, received).await;
         drop(sink);
         let written = writer
@@ -141,7 +148,7 @@ impl Fetcher {
             .map_err(|e| CoreError::Internal(format!("writer thread: {e}")))?;
         // A writer failure (a full disk) is the cause of whatever the
         // network side then reported ("writer stopped").
-        let ((bytes, md5), mut fetched) = match (written, result) {
+        let ((bytes, digest), mut fetched) = match (written, result) {
             (Err(writer_err), _) => return Err(writer_err),
             (Ok(_), Err(transfer_err)) => return Err(transfer_err),
             (Ok(written), Ok(fetched)) => (written, fetched),
@@ -157,13 +164,13 @@ impl Fetcher {
                 actual: bytes,
             });
         }
-        if let (Some(expected), Some(md5)) = (expected_md5, md5) {
-            if !expected.eq_ignore_ascii_case(&md5) {
+        if let (Some(expected), Some(actual)) = (expected, digest) {
+            if expected.value != actual {
                 return Err(CoreError::ChecksumMismatch {
                     object: target.object.clone(),
-                    algorithm: "MD5",
-                    expected: expected.clone(),
-                    actual: md5,
+                    algorithm: expected.algorithm.name(),
+                    expected: expected.hex(),
+                    actual: hex(&actual),
                 });
             }
         }
@@ -197,13 +204,20 @@ impl Fetcher {
             } else {
                 link.take()
             };
-            let request = Request {
-                client,
-                via_peer: !use_direct,
-                offset,
-                link: ask_link,
+            let outcome = match (target.presign)().await {
+                Ok(url) => {
+                    let request = Request {
+                        client,
+                        url,
+                        via_peer: !use_direct,
+                        offset,
+                        link: ask_link,
+                    };
+                    self.attempt(request, target, sink, received).await
+                }
+                Err(err) => Err(err),
             };
-            match self.attempt(request, target, sink, received).await {
+            match outcome {
                 Ok(Attempt::Done {
                     served_from,
                     task_id,
@@ -238,8 +252,12 @@ impl Fetcher {
                     use_direct = true;
                     attempts -= 1;
                 }
-                Err(err) if err.is_transient() && attempts <= self.retries => {
-                    let delay = self.retry_backoff * 2u32.saturating_pow(attempts - 1);
+                // A peer that answered before and now refuses connections
+                // is restarting: retried like a broken transfer, and the
+                // bytes on disk are kept for the Range resume. On the first
+                // attempt it is a 502 at once.
+                Err(err) if self.retryable(&err, attempts) => {
+                    let delay = self.backoff(attempts);
                     tracing::warn!(
                         "{} attempt {attempts} failed: {err}; retrying in {delay:?} from byte {}",
                         target.object,
@@ -259,6 +277,18 @@ impl Fetcher {
         }
     }
 
+    fn retryable(&self, err: &CoreError, attempts: u32) -> bool {
+        let peer_restarting = matches!(err, CoreError::PeerUnreachable { .. }) && attempts > 1;
+        (err.is_transient() || peer_restarting) && attempts <= self.retries
+    }
+
+    /// `retry_backoff_ms` doubled per attempt, capped at [`MAX_BACKOFF`];
+    /// saturating, so no retry count or delay can overflow.
+    fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1));
+        self.retry_backoff.saturating_mul(factor).min(MAX_BACKOFF)
+    }
+
     /// One GET, from `offset` on. With `link`, the peer is asked to
     /// hard-link its task file to that path; when the task was already
     /// finished (a local cache hit), the linked file is the whole archive
@@ -274,11 +304,12 @@ impl Fetcher {
     ) -> Result<Attempt> {
         let Request {
             client,
+            url,
             via_peer,
             offset,
             link,
         } = request;
-        let mut builder = client.get(&target.url);
+        let mut builder = client.get(url.url.expose());
         if via_peer {
             builder = builder.headers(dragonfly::with_version_tag(
                 self.headers.clone(),
@@ -293,10 +324,24 @@ impl Fetcher {
         if offset > 0 {
             builder = builder.header(RANGE, format!("bytes={offset}-"));
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| self.send_error(e, target, via_peer))?;
+        // The read timeout covers the wait for the response headers too: a
+        // peer (or store) that accepts and never answers is a broken
+        // transfer, not a hang.
+        let response = match tokio::time::timeout(self.idle_timeout, builder.send()).await {
+            Ok(sent) => sent.map_err(|e| self.send_error(e, target, via_peer, &url))?,
+            Err(_) => {
+                return Err(CoreError::Timeout(format!(
+                    "{} sent no response headers for {} within {} s (download.read_timeout_secs)",
+                    if via_peer {
+                        format!("Dragonfly peer {}", self.peer_addr)
+                    } else {
+                        "the object store".to_string()
+                    },
+                    target.object,
+                    self.idle_timeout.as_secs()
+                )))
+            }
+        };
 
         let status = response.status();
         let headers = response.headers().clone();
@@ -306,6 +351,17 @@ impl Fetcher {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        let task_id = header_text(header::TASK_ID);
+        let served_from =
+            dragonfly::served_from(header_text(header::TASK_DOWNLOAD_FINISHED).as_deref());
+        if status == StatusCode::RANGE_NOT_SATISFIABLE && offset > 0 && offset == target.size {
+            // Every byte had arrived before the stream broke: done.
+            return Ok(Attempt::Done {
+                served_from,
+                task_id,
+                hard_linked: false,
+            });
+        }
         if !status.is_success() && link.is_some() {
             // Another filesystem or no permission; the retry without the
             // link reports the real error if there is one.
@@ -315,23 +371,32 @@ impl Fetcher {
             return Err(dragonfly::error_status(
                 &self.peer_addr,
                 target,
+                url.expires_at,
                 status,
                 header_text(header::ERROR_TYPE),
                 via_peer,
             ));
         }
-        if offset > 0 {
+        if status == StatusCode::PARTIAL_CONTENT {
             let resumed_at = header_text(CONTENT_RANGE.as_str())
                 .and_then(|range| dragonfly::parse_content_range_start(&range));
-            if status != StatusCode::PARTIAL_CONTENT || resumed_at != Some(offset) {
-                // The range was ignored: start the file over.
-                sink.truncate().await?;
-                received.store(0, Ordering::Relaxed);
+            if offset == 0 || resumed_at != Some(offset) {
+                // Never written at the wrong place: refuse, and let the
+                // retry ask again.
+                return Err(CoreError::Transfer {
+                    object: target.object.clone(),
+                    attempts: 1,
+                    reason: format!(
+                        "asked for bytes from {offset}, got a 206 with Content-Range {:?}",
+                        header_text(CONTENT_RANGE.as_str())
+                    ),
+                });
             }
+        } else if offset > 0 {
+            // The range was ignored (a 200 with the whole body): start over.
+            sink.truncate().await?;
+            received.store(0, Ordering::Relaxed);
         }
-        let task_id = header_text(header::TASK_ID);
-        let served_from =
-            dragonfly::served_from(header_text(header::TASK_DOWNLOAD_FINISHED).as_deref());
         if let (Some(path), ServedFrom::DragonflyCache) = (link, served_from) {
             let linked = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             if linked == target.size {
@@ -402,10 +467,18 @@ impl Fetcher {
         Ok(())
     }
 
-    fn send_error(&self, e: reqwest::Error, target: &FetchTarget, via_peer: bool) -> CoreError {
+    fn send_error(
+        &self,
+        e: reqwest::Error,
+        target: &FetchTarget,
+        via_peer: bool,
+        url: &PresignedUrl,
+    ) -> CoreError {
         if e.is_connect() && via_peer {
             let mut reason = describe_http_error(e);
-            if target.url.starts_with("https:") && reason.to_lowercase().contains("certificate") {
+            if url.url.expose().starts_with("https:")
+                && reason.to_lowercase().contains("certificate")
+            {
                 // dfdaemon intercepts HTTPS with its own CA.
                 reason.push_str(
                     "; HTTPS through the peer needs its proxy CA: set download.ca_cert to dfdaemon's proxy.server.caCert",
@@ -430,6 +503,7 @@ impl Fetcher {
 /// How one attempt is sent.
 struct Request<'a> {
     client: &'a reqwest::Client,
+    url: PresignedUrl,
     via_peer: bool,
     offset: u64,
     link: Option<&'a Path>,
@@ -440,16 +514,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets_do_not_print_their_url() {
-        let target = FetchTarget {
-            object: "s3://b/a.mar".into(),
-            url: "http://s/b/a.mar?X-Amz-Signature=SECRET".into(),
-            expires_at: None,
-            size: 1,
-            md5: None,
-            version: None,
-        };
-        let text = format!("{target:?}");
-        assert!(!text.contains("SECRET") && text.contains("s3://b/a.mar"));
+    fn backoff_doubles_and_is_capped_without_overflow() {
+        let config = Config::parse(
+            br#"{"object_storage": {}, "download": {"retry_backoff_ms": 60000, "retries": 20}}"#,
+            Path::new("/c.json"),
+        )
+        .unwrap();
+        let fetcher = Fetcher::new(&config, &[]).unwrap();
+        assert_eq!(fetcher.backoff(1), MAX_BACKOFF);
+        assert_eq!(fetcher.backoff(u32::MAX), MAX_BACKOFF);
+        let config = Config::parse(
+            br#"{"object_storage": {}, "download": {"retry_backoff_ms": 100}}"#,
+            Path::new("/c.json"),
+        )
+        .unwrap();
+        let fetcher = Fetcher::new(&config, &[]).unwrap();
+        assert_eq!(fetcher.backoff(1), Duration::from_millis(100));
+        assert_eq!(fetcher.backoff(3), Duration::from_millis(400));
     }
 }

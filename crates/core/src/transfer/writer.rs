@@ -9,9 +9,9 @@ use std::io::{Seek, Write};
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use tokio::sync::mpsc;
 
+use crate::digest::Algorithm;
 use crate::error::{CoreError, Result};
 
 /// Size of the blocks handed to the writer thread.
@@ -75,16 +75,16 @@ impl WriterSink {
     }
 }
 
-/// Bytes written and, when asked for, their hex MD5.
-pub type Written = (u64, Option<String>);
+/// Bytes written and, when asked for, their digest.
+pub type Written = (u64, Option<Vec<u8>>);
 
-/// Starts the writer thread; `hash`: compute the MD5 (only when there is a
-/// digest to compare: MD5 costs a core at ~600 MB/s, which a 2-core node
-/// running dfdaemon feels).
+/// Starts the writer thread; `hash`: the digest to compute (only when there
+/// is one to compare: hashing costs CPU a 2-core node running dfdaemon
+/// feels).
 pub fn spawn_writer(
     target: WriteTarget,
     mut tap: Option<Box<dyn BlockTap>>,
-    hash: bool,
+    hash: Option<Algorithm>,
 ) -> (WriterSink, tokio::task::JoinHandle<Result<Written>>) {
     let (tx, mut rx) = mpsc::channel::<Block>(BLOCKS_IN_FLIGHT);
     let handle = tokio::task::spawn_blocking(move || {
@@ -93,7 +93,7 @@ pub fn spawn_writer(
             dir,
             name,
         } = target;
-        let mut hasher = hash.then(Md5::new);
+        let mut hasher = hash.map(Algorithm::hasher);
         let mut written = 0u64;
         let mut unsynced = 0u64;
         while let Some(block) = rx.blocking_recv() {
@@ -118,7 +118,7 @@ pub fn spawn_writer(
                     if let Some(tap) = tap.as_mut() {
                         tap.restart();
                     }
-                    hasher = hash.then(Md5::new);
+                    hasher = hash.map(Algorithm::hasher);
                     written = 0;
                     unsynced = 0;
                     file.set_len(0).and_then(|()| file.rewind())
@@ -126,14 +126,11 @@ pub fn spawn_writer(
             };
             step.map_err(|e| CoreError::write_failed(&dir, &name, e))?;
         }
-        let hex = hasher.map(|hasher| {
-            hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        });
-        Ok((written, hex))
+        let digest = match (hasher, hash) {
+            (Some(hasher), Some(algorithm)) => Some(hasher.finalize(algorithm)),
+            _ => None,
+        };
+        Ok((written, digest))
     });
     (WriterSink { blocks: tx }, handle)
 }
