@@ -3,6 +3,8 @@
 usage: s3tool.py ENVFILE ls
        s3tool.py ENVFILE mb BUCKET
        s3tool.py ENVFILE put BUCKET KEY FILE
+       s3tool.py ENVFILE put-checksum BUCKET KEY FILE ALGORITHM   (one part, with
+                 the store keeping a SHA256/SHA1/CRC32 checksum of it)
        s3tool.py ENVFILE presign BUCKET KEY [EXPIRES_S]
 ENVFILE is the env file written by `scripts/testbed/s3 start`.
 """
@@ -59,6 +61,9 @@ def main(argv):
             pass
     elif cmd == "put" and len(args) == 3:
         s3.upload_file(args[2], args[0], args[1])
+    elif cmd == "put-checksum" and len(args) == 4:
+        with open(args[2], "rb") as body:
+            s3.put_object(Bucket=args[0], Key=args[1], Body=body, ChecksumAlgorithm=args[3])
     elif cmd == "presign" and len(args) in (2, 3):
         expires = int(args[2]) if len(args) == 3 else 3600
         print(

@@ -149,6 +149,6 @@ fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
             );
         }
     }
-    assert!(entries(&store).is_empty(), "{:?}", entries(&store));
+    assert!(store_entries(&store).is_empty(), "{:?}", entries(&store));
     assert_eq!(infer(&ts, "ok"), Err(404));
 }

@@ -28,7 +28,7 @@ fn a_panic_in_the_core_is_a_500_answer_and_the_plugin_keeps_serving() {
             "{message}"
         );
     }
-    assert!(entries(&ts.model_store()).is_empty());
+    assert!(store_entries(&ts.model_store()).is_empty());
 
     ts.arm_hooks("");
     let (status, body) = call(&ts, "GET", "/dragonfly");

@@ -92,11 +92,11 @@ fn peer_faults_refused_archives_and_concurrent_pulls() {
 
     // The peer down: 502 naming the peer; nothing written.
     origin.dragonfly.stop_peer(1);
-    let before = entries(&store);
+    let before = store_entries(&store);
     let (status, report) = call(&ts, "PUT", "/dragonfly?model=later.mar");
     let message = assert_error(status, &report, 502);
     assert!(message.contains(&origin.dragonfly.proxy(1)), "{message}");
-    assert_eq!(entries(&store), before);
+    assert_eq!(store_entries(&store), before);
     assert_no_partial_files(&store);
 
     // With fallback to the source the pull goes straight to the store.

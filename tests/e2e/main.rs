@@ -6,13 +6,19 @@
 
 mod bad_input;
 mod bridge;
+mod crash;
+mod deadlines;
 mod docs;
 mod faults;
 mod front;
+mod identity;
 mod load;
+mod locks;
 mod plugin;
 mod pull;
 mod reliability;
+mod retries;
 mod smoke;
+mod soak;
 mod tls;
 mod unpack;

@@ -113,13 +113,13 @@ fn plugin_pulls_registers_serves_and_removes_models() {
             403,
         ),
     ];
-    let before = entries(&store);
+    let before = store_entries(&store);
     for (method, path, expected_status) in cases {
         let (status, body) = call(&ts, method, path);
         let message = assert_error(status, &body, *expected_status);
         assert!(!message.contains("root:"), "{path}: {message}");
     }
-    assert_eq!(entries(&store), before);
+    assert_eq!(store_entries(&store), before);
     assert_eq!(infer(&ts, "missing"), Err(404));
     assert_no_partial_files(&store);
 

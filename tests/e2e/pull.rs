@@ -120,12 +120,12 @@ fn cli_pulls_all_with_progress_and_registers_over_http() {
     assert!(!env_store.join("cli1.mar").exists());
 
     // A missing object: exit 1, a 404 in the report, nothing written.
-    let before = entries(&store);
+    let before = store_entries(&store);
     let (code, report, _) =
         pull_with_cli(&config, &store, &["--model", "nope.mar", "--no-progress"]);
     assert_eq!(code, 1);
     assert_eq!(report["code"], 404, "{report:#}");
-    assert_eq!(entries(&store), before);
+    assert_eq!(store_entries(&store), before);
 }
 
 #[test]
@@ -287,7 +287,7 @@ fn origin_closing_mid_transfer_leaves_no_file_and_previous_archive_intact() {
         std::fs::read(store.join("cut.mar")).unwrap(),
         b"previous archive"
     );
-    assert_eq!(entries(&store), vec!["cut.mar".to_string()]);
+    assert_eq!(store_entries(&store), vec!["cut.mar".to_string()]);
 }
 
 /// A small tmpfs as the model store: the disk (or its inodes) fills up.
@@ -339,7 +339,7 @@ fn full_disk_is_507_and_keeps_the_previous_archive() {
         std::fs::read(store.0.join("big.mar")).unwrap(),
         vec![7u8; 1 << 20]
     );
-    assert_eq!(entries(&store.0), vec!["big.mar".to_string()]);
+    assert_eq!(store_entries(&store.0), vec!["big.mar".to_string()]);
 }
 
 #[test]

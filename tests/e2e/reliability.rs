@@ -4,20 +4,30 @@
 //! message that says so, leaving nothing behind.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use dragonfly_endpoint_core::config::Config;
 use dragonfly_endpoint_core::model_store::{ModelStore, TempFile};
+use dragonfly_endpoint_core::secret::Secret;
 use dragonfly_endpoint_core::source::s3::{S3Source, SIGNING_PARAMS};
 use dragonfly_endpoint_core::source::{ObjectSource, PresignedUrl};
 use dragonfly_endpoint_core::transfer::writer::WriteTarget;
-use dragonfly_endpoint_core::transfer::{Destination, FetchTarget, Fetched, Fetcher};
+use dragonfly_endpoint_core::transfer::{Destination, FetchTarget, Fetched, Fetcher, Presign};
 use dragonfly_endpoint_core::CoreError;
 use dragonfly_endpoint_testbed::*;
 use serde_json::json;
 use tokio::runtime::Runtime;
 
 use crate::front::CuttingFront;
+
+/// A signer that always hands out the same URL (the pull's presigns anew).
+fn fixed(url: PresignedUrl) -> Presign {
+    Arc::new(move || {
+        let url = url.clone();
+        Box::pin(async move { Ok(url) })
+    })
+}
 
 /// One download into a temporary file of `store`, as a pull runs it.
 fn fetch_into(
@@ -123,10 +133,9 @@ fn an_expired_presigned_url_is_refused_and_leaves_nothing() {
     let fetch = |presigned: PresignedUrl| {
         let target = FetchTarget {
             object: format!("s3://{BUCKET}/{key}"),
-            url: presigned.url,
-            expires_at: presigned.expires_at,
+            presign: fixed(presigned),
             size: mar.bytes,
-            md5: None,
+            digest: None,
             version: None,
         };
         fetch_into(&runtime, &fetcher, &store, &target)
@@ -165,13 +174,11 @@ fn an_expired_presigned_url_is_refused_and_leaves_nothing() {
     // A valid URL with a wrong signature is refused too, and not called
     // expired: the message tells the two apart.
     let mut tampered = runtime.block_on(long.presign(&key)).unwrap();
-    let at = tampered.url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
-    let flipped = if tampered.url[at..].starts_with('0') {
-        "1"
-    } else {
-        "0"
-    };
-    tampered.url.replace_range(at..at + 1, flipped);
+    let mut url = tampered.url.expose().clone();
+    let at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let flipped = if url[at..].starts_with('0') { "1" } else { "0" };
+    url.replace_range(at..at + 1, flipped);
+    tampered.url = Secret::new(url);
     let message = refusal(tampered);
     assert!(!message.contains("expired"), "{message}");
     assert!(message.contains("invalid signature"), "{message}");
@@ -247,10 +254,12 @@ fn corrupted_or_overlong_bodies_are_refused_and_leave_the_store_as_it_was() {
     let clean = ModelStore::open(&clean).unwrap();
     let target = FetchTarget {
         object: format!("s3://{BUCKET}/{key}"),
-        url: origin.s3.presign(BUCKET, &key, 300),
-        expires_at: None,
+        presign: fixed(PresignedUrl {
+            url: Secret::new(origin.s3.presign(BUCKET, &key, 300)),
+            expires_at: None,
+        }),
         size: mar.bytes - 1,
-        md5: None,
+        digest: None,
         version: None,
     };
     let runtime = Runtime::new().unwrap();

@@ -208,7 +208,7 @@ fn archives_that_cannot_be_unpacked_safely_are_refused_and_leave_nothing() {
     origin.upload(&format!("{PREFIX}escaping.mar"), &escaping);
 
     let store = ts.model_store();
-    let before = entries(&store);
+    let before = store_entries(&store);
 
     for (name, needle) in [("flipped.mar", "flipped.mar"), ("escaping.mar", "outside")] {
         let (status, report) = call(&ts, "PUT", &format!("/dragonfly?model={name}"));
@@ -223,15 +223,7 @@ fn archives_that_cannot_be_unpacked_safely_are_refused_and_leave_nothing() {
     assert!(!store.parent().unwrap().join("escaped.py").exists());
     assert_no_partial_files(&store);
     // Only the ledger directory may have appeared.
-    let after: Vec<String> = entries(&store)
-        .into_iter()
-        .filter(|n| n != ".dragonfly-endpoint")
-        .collect();
-    let before: Vec<String> = before
-        .into_iter()
-        .filter(|n| n != ".dragonfly-endpoint")
-        .collect();
-    assert_eq!(after, before);
+    assert_eq!(store_entries(&store), before);
 
     // The good archive of the same request still works.
     let (status, report) = call(&ts, "PUT", "/dragonfly?model=flipped.mar,fine.mar");

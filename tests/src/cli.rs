@@ -22,16 +22,29 @@ pub fn cli() -> PathBuf {
     cli_in_target("build the CLI first")
 }
 
-/// Runs `dragonfly-endpoint pull`: exit code, the JSON report, stderr.
-pub fn pull_with_cli(config: &Path, store: &Path, extra: &[&str]) -> (i32, Value, String) {
-    let output = Command::new(cli())
+/// `dragonfly-endpoint pull --config CONFIG --model-store STORE EXTRA...`,
+/// not started yet (for an environment of its own, or to run it in the
+/// background).
+pub fn cli_command(config: &Path, store: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(cli());
+    command
         .args(["pull", "--config"])
         .arg(config)
         .arg("--model-store")
         .arg(store)
-        .args(extra)
-        .output()
-        .unwrap();
+        .args(extra);
+    command
+}
+
+/// Runs `dragonfly-endpoint pull`: exit code, the JSON report, stderr.
+pub fn pull_with_cli(config: &Path, store: &Path, extra: &[&str]) -> (i32, Value, String) {
+    cli_output(cli_command(config, store, extra))
+}
+
+/// Runs a CLI command to its end: exit code (-1 when killed by a signal),
+/// the JSON report, stderr.
+pub fn cli_output(mut command: Command) -> (i32, Value, String) {
+    let output = command.output().unwrap();
     let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
     (
         output.status.code().unwrap_or(-1),

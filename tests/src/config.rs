@@ -48,3 +48,11 @@ pub fn write_config_file(dir: &Path, name: &str, config: &Value) -> PathBuf {
 pub fn write_config(dir: &Path, s3: &S3Server, proxy: &str, extra: Value) -> PathBuf {
     write_config_file(dir, "config.json", &config_json(s3, PREFIX, proxy, extra))
 }
+
+/// A copy of the config at `path`, edited, written beside it as `name`.
+pub fn config_variant(path: &Path, name: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(path).expect("read config")).expect("config JSON");
+    edit(&mut config);
+    write_config_file(path.parent().expect("config dir"), name, &config)
+}

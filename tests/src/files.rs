@@ -16,11 +16,32 @@ pub fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
+/// What a model store holds for TorchServe: its entries without the
+/// plugin's own state directory (`.dragonfly-endpoint`: ledger, locks,
+/// unpacked copies), which a pull creates even when it fails, since the
+/// archive's lock lives there. A journal left in it (a transaction that was
+/// neither finished nor undone) fails the check.
+pub fn store_entries(store: &Path) -> Vec<String> {
+    let journal = store.join(".dragonfly-endpoint/journal");
+    assert!(
+        entries(&journal).is_empty(),
+        "interrupted transactions in {}: {:?}",
+        journal.display(),
+        entries(&journal)
+    );
+    entries(store)
+        .into_iter()
+        .filter(|n| n != ".dragonfly-endpoint")
+        .collect()
+}
+
 /// No temp or backup file of the plugin in the model store.
 pub fn assert_no_partial_files(store: &Path) {
     for name in entries(store) {
         assert!(
-            !name.contains(".dfpart-") && !name.contains(".dfprev-"),
+            !name.contains(".dfpart-")
+                && !name.contains(".dfprev-")
+                && !name.contains(".dfrecord-"),
             "partial file left in the model store: {name}"
         );
     }

@@ -11,7 +11,8 @@
 //! - [`config`]: the plugin config files the tests write;
 //! - [`client`]: HTTP calls as an operator makes them, and their checks;
 //! - [`files`]: what is left on disk;
-//! - [`cli`]: the `dragonfly-endpoint` CLI.
+//! - [`cli`]: the `dragonfly-endpoint` CLI;
+//! - [`faults`]: a silent server and a fault-injecting HTTP front.
 //!
 //! Everything is re-exported here, so `use dragonfly_endpoint_testbed::*`
 //! brings the whole test bed.
@@ -21,15 +22,17 @@ use std::path::{Path, PathBuf};
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod faults;
 pub mod files;
 pub mod models;
 pub mod servers;
 pub mod stack;
 
-pub use cli::{cli, cli_in_target, pull_with_cli};
+pub use cli::{cli, cli_command, cli_in_target, cli_output, pull_with_cli};
 pub use client::{assert_close, assert_error, call, http, http_with_timeout, infer, predict, send};
-pub use config::{config_json, write_config, write_config_file, BUCKET, PREFIX};
-pub use files::{assert_no_partial_files, assert_no_secrets, entries, walk};
+pub use config::{config_json, config_variant, write_config, write_config_file, BUCKET, PREFIX};
+pub use faults::{header_value, Fault, FrontPlan, HttpFront, SilentServer};
+pub use files::{assert_no_partial_files, assert_no_secrets, entries, store_entries, walk};
 pub use models::{cached_mar, make_mar, Mar};
 pub use servers::{
     alive, plugin_jar, plugins_dir, DragonflyCluster, Jar, S3Server, Server, TorchServe,

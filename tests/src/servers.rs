@@ -136,6 +136,16 @@ impl S3Server {
         self.0
             .command(&["put", bucket, key, &file.display().to_string()]);
     }
+    /// Uploads in one part with a checksum the store keeps (`SHA256`, ...).
+    pub fn put_with_checksum(&self, bucket: &str, key: &str, file: &Path, algorithm: &str) {
+        self.0.command(&[
+            "put-checksum",
+            bucket,
+            key,
+            &file.display().to_string(),
+            algorithm,
+        ]);
+    }
     pub fn presign(&self, bucket: &str, key: &str, expires_secs: u64) -> String {
         self.0
             .command(&["presign", bucket, key, &expires_secs.to_string()])
@@ -185,17 +195,29 @@ pub struct TorchServe(pub Server);
 impl TorchServe {
     /// `extra_config`: lines appended to config.properties.
     pub fn start(plugins: &Path, extra_config: &str) -> TorchServe {
+        Self::start_in(plugins, extra_config, None)
+    }
+
+    /// With `store` as its model store (default: a fresh one in its dir),
+    /// e.g. the store a killed TorchServe left.
+    pub fn start_in(plugins: &Path, extra_config: &str, store: Option<&Path>) -> TorchServe {
         let extra = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(extra.path(), extra_config).expect("write extra config");
-        TorchServe(Server::start(
-            "torchserve",
-            &[
-                "--plugins",
-                &plugins.display().to_string(),
-                "--extra-config",
-                &extra.path().display().to_string(),
-            ],
-        ))
+        let (plugins, extra) = (
+            plugins.display().to_string(),
+            extra.path().display().to_string(),
+        );
+        let mut args = vec![
+            "--plugins",
+            plugins.as_str(),
+            "--extra-config",
+            extra.as_str(),
+        ];
+        let store = store.map(|s| s.display().to_string());
+        if let Some(store) = &store {
+            args.extend(["--model-store", store.as_str()]);
+        }
+        TorchServe(Server::start("torchserve", &args))
     }
     pub fn management(&self) -> &str {
         self.0.env("TS_MANAGEMENT_URL")

@@ -188,7 +188,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    // A failed pull's removals run on threads of their own: let them end
+    // before the process does, so the store is left as it was.
+    if !dragonfly_endpoint_core::model_store::background::wait_for_cleanups(Duration::from_secs(60))
+    {
+        eprintln!("warning: cleanups still running after 60 s; the next pull sweeps what is left");
+    }
+    match outcome {
         Ok(200) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(err) => match err.downcast_ref::<dragonfly_endpoint_core::CoreError>() {

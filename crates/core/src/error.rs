@@ -215,7 +215,7 @@ impl CoreError {
             CoreError::Transfer { .. } => "TransferException",
             CoreError::LengthMismatch { .. } => "ContentLengthMismatchException",
             CoreError::ChecksumMismatch { .. } => "DigestMismatchException",
-            CoreError::Timeout(_) => "TimeoutException",
+            CoreError::Timeout(_) => "GatewayTimeoutException",
             CoreError::InvalidArchive { .. } => "InvalidModelException",
             CoreError::NoSpace { .. } => "InsufficientStorageException",
             CoreError::Registration { .. } => "RegistrationException",

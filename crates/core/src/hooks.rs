@@ -4,9 +4,11 @@
 //! inline function.
 //!
 //! In a test build, `DRAGONFLY_ENDPOINT_TEST_HOOKS` names a file read at each
-//! point; each line is `<point> <action>`, action `panic` or `kill` (SIGKILL
-//! of the whole process, as `kill -9` would). A missing file arms nothing,
-//! so a test arms and disarms points while the process runs.
+//! point; each line is `<point> <action>`: `panic`, `kill` (SIGKILL of the
+//! whole process, as `kill -9` would) or `wait <path>` (block until `path`
+//! exists, at most two minutes: holds a pull at that step while a test
+//! does something else). A missing file arms nothing, so a test arms and
+//! disarms points while the process runs.
 //!
 //! May import: nothing of this crate.
 
@@ -37,6 +39,18 @@ pub fn point(name: &str) {
                 // SAFETY: kill(2) with our own pid has no memory effects.
                 unsafe {
                     libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+            }
+            Some("wait") => {
+                let Some(release) = words.next() else {
+                    continue;
+                };
+                tracing::warn!("test hook {name}: waiting for {release}");
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+                while !std::path::Path::new(release).exists()
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
             }
             _ => {}

@@ -14,6 +14,7 @@ use super::{ApiResponse, HostContext};
 use crate::config::DownloadConfig;
 use crate::error::{CoreError, Result};
 use crate::model_store::{default_model_name, validate_file_name, ModelStore};
+use crate::pull::progress::{Phase, PullTable};
 use crate::register::{validate_model_name, ModelRegistry};
 
 pub(super) async fn delete_model(
@@ -26,13 +27,7 @@ pub(super) async fn delete_model(
         .text("model")?
         .ok_or_else(|| CoreError::invalid("model", "missing: name the model to remove"))?;
     let store = ModelStore::open(&host.model_store)?;
-    // `model` names a model the ledger knows, or the archive of models.
-    let (file, by_file) = match store.ledger_of_model(&model) {
-        Some((file, _)) => (Some(file), false),
-        None if store.ledger_entry(&model).is_some() => (Some(model.clone()), true),
-        None => (None, false),
-    };
-    let Some(file) = file else {
+    let Some((file, by_file)) = archive_of(&store, &model) else {
         // Nothing this plugin pulled: only unregister, as TorchServe would.
         let name = if model.ends_with(".mar") {
             validate_file_name(&model)?;
@@ -51,10 +46,17 @@ pub(super) async fn delete_model(
     let _lock = store.lock(&file, wait).await?;
     store.recover(&file)?;
     let Some(mut entry) = store.ledger_entry(&file) else {
-        return Err(CoreError::NotFound(format!(
-            "{file} was removed while this DELETE waited"
-        )));
+        // The pull it waited for failed, or registered nothing here.
+        let name = if by_file {
+            default_model_name(&file)
+        } else {
+            model
+        };
+        let message = registry.unregister(&name).await?;
+        return Ok(answer(&[name], vec![message], None));
     };
+    // Decided under the lock: the pull it may have waited for is done.
+    let by_file = by_file && !entry.model_names.contains(&model);
     let names = match (by_file, entry.model_names.is_empty()) {
         (true, false) => entry.model_names.clone(),
         (true, true) => vec![default_model_name(&file)],
@@ -79,6 +81,29 @@ pub(super) async fn delete_model(
         None
     };
     Ok(answer(&names, messages, removed))
+}
+
+/// The archive a DELETE of `model` is about, and whether `model` named the
+/// archive itself: from the ledger (a model name, or a file name), else a
+/// pull in flight in this process, else an archive of that name or of the
+/// model's default file name in the store (a pull elsewhere may hold it).
+fn archive_of(store: &ModelStore, model: &str) -> Option<(String, bool)> {
+    if let Some((file, _)) = store.ledger_of_model(model) {
+        return Some((file, false));
+    }
+    if store.ledger_entry(model).is_some() {
+        return Some((model.to_string(), true));
+    }
+    let in_flight = PullTable::global()
+        .snapshot()
+        .into_iter()
+        .find(|p| p.model_name == model && !matches!(p.phase, Phase::Done | Phase::Failed));
+    if let Some(pull) = in_flight {
+        return Some((pull.file_name, false));
+    }
+    [(model.to_string(), true), (format!("{model}.mar"), false)]
+        .into_iter()
+        .find(|(file, _)| validate_file_name(file).is_ok() && store.archive_path(file).is_file())
 }
 
 fn answer(names: &[String], messages: Vec<String>, removed: Option<String>) -> ApiResponse {

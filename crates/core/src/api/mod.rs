@@ -73,6 +73,8 @@ pub async fn handle(
         },
         Err(err) => Err(err),
     };
+    // What a failed pull or a DELETE discards goes before the answer does.
+    crate::model_store::background::settle().await;
     result.unwrap_or_else(|err| {
         let response = ApiResponse::error(&err);
         if response.status >= 500 {

@@ -30,6 +30,7 @@ use zip::result::ZipError;
 use zip::ZipArchive;
 
 use super::{empty_dir, UnpackError, UnpackStats, UnpackedFrom};
+use crate::model_store::background::spawn_cleanup;
 use crate::model_store::TempDir;
 use crate::transfer::writer::{BlockTap, SYNC_EVERY_BYTES};
 
@@ -164,15 +165,10 @@ impl Drop for StreamUnpacker {
         // waits, then removes the directory.
         if let Some(thread) = self.thread.take() {
             let dir = self.dir.take();
-            let waited = std::thread::Builder::new()
-                .name("dfe-unpack-drop".into())
-                .spawn(move || {
-                    let _ = thread.join();
-                    drop(dir);
-                });
-            if let Err(e) = waited {
-                tracing::warn!("could not start a thread to end an unpack: {e}");
-            }
+            spawn_cleanup("dfe-unpack-drop", move || {
+                let _ = thread.join();
+                drop(dir);
+            });
         }
     }
 }

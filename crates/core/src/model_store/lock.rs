@@ -64,9 +64,16 @@ impl ModelStore {
     /// another pull of it is running.
     pub async fn lock(&self, file_name: &str, wait: Duration) -> Result<FileLock> {
         let deadline = Instant::now() + wait;
+        let mut told = false;
         loop {
             if let Some(lock) = self.try_lock(file_name)? {
                 return Ok(lock);
+            }
+            if !told {
+                told = true;
+                tracing::info!(
+                    "waiting for the lock of {file_name}: another pull or removal of it is running"
+                );
             }
             if Instant::now() >= deadline {
                 return Err(CoreError::Conflict(format!(

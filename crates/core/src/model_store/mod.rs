@@ -13,6 +13,7 @@
 //!
 //! May import: `error`.
 
+pub mod background;
 mod journal;
 mod ledger;
 mod lock;

@@ -115,12 +115,7 @@ impl ModelStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(_) => dir.to_path_buf(),
         };
-        let removed = std::thread::Builder::new()
-            .name("dfe-discard".into())
-            .spawn(move || remove_logged(&target));
-        if let Err(e) = removed {
-            tracing::warn!("could not start a thread to remove a directory: {e}");
-        }
+        super::background::spawn_cleanup("dfe-discard", move || remove_logged(&target));
     }
 }
 

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::digest::Algorithm;
 use crate::error::ErrorBody;
 use crate::format::UnpackedFrom;
 use crate::transfer::dragonfly::ServedFrom;
@@ -24,6 +25,10 @@ pub struct DownloadReport {
     /// Taken from the local peer's cache by hard link, not streamed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub hard_linked: bool,
+    /// What the bytes were checked with: a digest the store gave
+    /// (`CRC32C`, `SHA256`, `MD5`, ...) or only their `length`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<&'static str>,
 }
 
 impl DownloadReport {
@@ -38,6 +43,7 @@ impl DownloadReport {
             task_id: None,
             attempts: 0,
             hard_linked: false,
+            verified: None,
         }
     }
 
@@ -51,6 +57,7 @@ impl DownloadReport {
             task_id: fetched.task_id.clone(),
             attempts: fetched.attempts,
             hard_linked: fetched.hard_linked,
+            verified: Some(fetched.verified.map(Algorithm::name).unwrap_or("length")),
         }
     }
 }

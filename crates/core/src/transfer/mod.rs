@@ -26,7 +26,7 @@ use reqwest::header::{HeaderMap, CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
 
 use crate::config::Config;
-use crate::digest::{hex, Digest};
+use crate::digest::{hex, Algorithm, Digest};
 use crate::error::{describe_http_error, CoreError, Result};
 use crate::secret::PresignedUrl;
 use crate::BoxFuture;
@@ -81,6 +81,9 @@ pub struct Fetched {
     /// The peer hard-linked its finished task to the link name: the file
     /// there is the object, and nothing went through a socket.
     pub hard_linked: bool,
+    /// The digest the bytes were checked against besides their length
+    /// (None: the length only).
+    pub verified: Option<Algorithm>,
 }
 
 pub struct Fetcher {
@@ -173,6 +176,7 @@ impl Fetcher {
                     actual: hex(&actual),
                 });
             }
+            fetched.verified = Some(expected.algorithm);
         }
         Ok(fetched)
     }
@@ -233,6 +237,7 @@ impl Fetcher {
                         task_id,
                         attempts,
                         hard_linked,
+                        verified: None,
                     });
                 }
                 Ok(Attempt::LinkRefused(status)) => {
@@ -456,8 +461,18 @@ impl Fetcher {
         };
         // Hand over what arrived even on failure: a retry resumes after it.
         sink.write(block.freeze()).await?;
-        outcome.map_err(broken)?;
         let got = received.load(Ordering::Relaxed);
+        match outcome {
+            // Every byte is here (the length and digest checks follow);
+            // only the end of the stream broke: no retry needed, and a
+            // retry would ask for an empty range the peer cannot serve.
+            Err(reason) if got == target.size => tracing::info!(
+                "{}: the stream broke after its last byte ({reason})",
+                target.object
+            ),
+            Err(reason) => return Err(broken(reason)),
+            Ok(()) => {}
+        }
         if got < target.size {
             return Err(broken(format!(
                 "connection closed after {got} of {} bytes",
