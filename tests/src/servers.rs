@@ -179,23 +179,42 @@ impl DragonflyCluster {
     }
 }
 
-/// TorchServe 0.12 with token auth on and the model API off.
+/// TorchServe with its version's defaults: 0.12 (the main venv) unless
+/// started with [`TorchServe::start_version`]; token auth on and the model
+/// API off from 0.11.1, neither exists before.
 pub struct TorchServe(pub Server);
 
 impl TorchServe {
-    /// `extra_config`: lines appended to config.properties.
+    /// TorchServe 0.12. `extra_config`: lines appended to config.properties.
     pub fn start(plugins: &Path, extra_config: &str) -> TorchServe {
+        Self::launch(None, plugins, extra_config)
+    }
+
+    /// TorchServe `version` (e.g. "0.9.0") from its venv, which
+    /// `scripts/setup` installs for the suite's versions and `scripts/setup
+    /// --torchserve-matrix` for all.
+    pub fn start_version(version: &str, plugins: &Path, extra_config: &str) -> TorchServe {
+        Self::launch(Some(version), plugins, extra_config)
+    }
+
+    fn launch(version: Option<&str>, plugins: &Path, extra_config: &str) -> TorchServe {
         let extra = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(extra.path(), extra_config).expect("write extra config");
-        TorchServe(Server::start(
-            "torchserve",
-            &[
-                "--plugins",
-                &plugins.display().to_string(),
-                "--extra-config",
-                &extra.path().display().to_string(),
-            ],
-        ))
+        let plugins = plugins.display().to_string();
+        let extra_path = extra.path().display().to_string();
+        let mut args = vec!["--plugins", &plugins, "--extra-config", &extra_path];
+        if let Some(version) = version {
+            args.extend(["--version", version]);
+        }
+        TorchServe(Server::start("torchserve", &args))
+    }
+    /// The version running, as scripts/testbed/torchserve started it.
+    pub fn version(&self) -> &str {
+        self.0.env("TS_VERSION")
+    }
+    /// Whether it checks tokens (it wrote key_file.json): 0.11.1 and later.
+    pub fn token_auth(&self) -> bool {
+        !self.management_token().is_empty()
     }
     pub fn management(&self) -> &str {
         self.0.env("TS_MANAGEMENT_URL")
@@ -248,7 +267,7 @@ pub fn plugin_jar(jar: Jar) -> PathBuf {
             entries.flatten().map(|e| e.path()).find(|p| {
                 let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
                 name.strip_suffix(".jar")
-                    .is_some_and(|stem| stem.ends_with("-test-hooks") == !wanted.is_empty())
+                    .is_some_and(|stem| stem.ends_with("-test-hooks") != wanted.is_empty())
             })
         })
         .unwrap_or_else(|| {
