@@ -9,7 +9,7 @@
 //! models (unpacked directories) that answer inference, GET and DELETE
 //! work, a model registers again from its `.mar`, bad input gets its 4xx
 //! and changes nothing. A version outside the supported lines must refuse
-//! every pull with a 500 naming the version. Prints the outcome and wall
+//! every pull and DELETE with a 500 naming the version. Prints the outcome and wall
 //! time per version (`--nocapture` shows them on success too).
 
 use std::panic::AssertUnwindSafe;
@@ -237,7 +237,10 @@ fn refused(version: &str, fixture: &Fixture) {
         message.contains(&refusal) && message.contains("0.9, 0.10, 0.11, 0.12"),
         "{message}"
     );
-    eprintln!("torchserve {version}: PUT answered {status}: {message}");
+    eprintln!("torchserve {version}: PUT answered {status}: {body}");
+    let (status, body) = call(&ts, "DELETE", "/dragonfly?model=alpha");
+    let message = assert_error(status, &body, 500);
+    assert!(message.contains(&refusal), "{message}");
     assert_eq!(
         entries(&store),
         before,
