@@ -17,6 +17,9 @@ public class TorchServeVersionTest {
     /** The arguments the last fake handleRegister received. */
     static Object[] received;
 
+    /** What the fake throws, as TorchServe refuses: null to register. */
+    static RuntimeException refusal;
+
     /** handleRegister as in TorchServe 0.9 to 0.11. */
     public static final class Eleven {
         public static StatusResponse handleRegister(
@@ -31,6 +34,9 @@ public class TorchServeVersionTest {
                 boolean sync,
                 boolean workflow,
                 boolean sseKms) {
+            if (refusal != null) {
+                throw refusal;
+            }
             received =
                     new Object[] {
                         url, name, runtime, handler, batchSize, maxBatchDelay, responseTimeout,
@@ -44,24 +50,6 @@ public class TorchServeVersionTest {
     public static final class Other {
         public static StatusResponse handleRegister(String url, String name) {
             return null;
-        }
-    }
-
-    /** Refuses as TorchServe does: by throwing. */
-    public static final class Refusing {
-        public static StatusResponse handleRegister(
-                String url,
-                String name,
-                Manifest.RuntimeType runtime,
-                String handler,
-                int batchSize,
-                int maxBatchDelay,
-                int responseTimeout,
-                int initialWorkers,
-                boolean sync,
-                boolean workflow,
-                boolean sseKms) {
-            throw new ConflictStatusException("Model version 1.0 is already registered");
         }
     }
 
@@ -94,12 +82,15 @@ public class TorchServeVersionTest {
 
     @Test
     public void whatTheServerThrowsIsThrownAsItIs() throws Exception {
-        TorchServeVersion.Register register = TorchServeVersion.Register.find(Refusing.class);
+        TorchServeVersion.Register register = TorchServeVersion.Register.find(Eleven.class);
+        refusal = new ConflictStatusException("Model version 1.0 is already registered");
         try {
             register.call("a.mar", "a", null, null, 1, 100, 120, 120, 1, true);
             fail("no exception");
         } catch (ConflictStatusException e) {
             assertTrue(e.getMessage().contains("already registered"));
+        } finally {
+            refusal = null;
         }
     }
 
