@@ -10,6 +10,16 @@ DFE_PY="$DFE_VENV/bin/python"
 DFE_WEED="$DFE_VENV/bin/weed"
 DFE_TORCHSERVE="$DFE_VENV/bin/torchserve"
 
+# TorchServe versions (docs/compatibility.md). The main venv has
+# DFE_TORCHSERVE_VERSION; every other version gets a venv of its own that
+# shares the main venv's torch (scripts/lib/torchserve.sh). The default
+# suite runs the smoke (tests/e2e/versions.rs) on DFE_TORCHSERVE_SUITE;
+# `scripts/test --torchserve-matrix` on DFE_TORCHSERVE_MATRIX: every
+# supported version, and 0.8.2, which the plugin must refuse.
+DFE_TORCHSERVE_VERSION="0.12.0"
+DFE_TORCHSERVE_SUITE="0.12.0 0.9.0"
+DFE_TORCHSERVE_MATRIX="0.8.2 0.9.0 0.10.0 0.11.0 0.11.1 0.12.0"
+
 DFE_DFCLIENT_VERSION="1.5.10"
 DFE_DFCLIENT_ROOT="$DFE_CACHE/dragonfly-client-$DFE_DFCLIENT_VERSION"
 DFE_DFDAEMON="$DFE_DFCLIENT_ROOT/bin/dfdaemon"
@@ -25,9 +35,19 @@ DFE_PG_BIN="${DFE_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -
 DFE_REDIS_SERVER="${DFE_REDIS_SERVER:-$(command -v redis-server || echo /usr/bin/redis-server)}"
 
 export DFE_REPO DFE_CACHE DFE_LOGS DFE_VENV DFE_PY DFE_WEED DFE_TORCHSERVE \
+  DFE_TORCHSERVE_VERSION DFE_TORCHSERVE_SUITE DFE_TORCHSERVE_MATRIX \
   DFE_DFCLIENT_VERSION DFE_DFCLIENT_ROOT DFE_DFDAEMON DFE_DFGET \
   DFE_DRAGONFLY2_VERSION DFE_DRAGONFLY2_ROOT DFE_SCHEDULER DFE_MANAGER \
   DFE_PG_BIN DFE_REDIS_SERVER
+
+# dfe_torchserve_venv VERSION: the venv that holds TorchServe VERSION.
+dfe_torchserve_venv() {
+  if [[ "$1" == "$DFE_TORCHSERVE_VERSION" ]]; then
+    printf '%s\n' "$DFE_VENV"
+  else
+    printf '%s/torchserve-%s\n' "$DFE_CACHE" "$1"
+  fi
+}
 
 dfe_log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 

@@ -1,5 +1,6 @@
 //! The end-to-end suite: real S3 server, real Dragonfly cluster, real
-//! TorchServe 0.12 with the built plugin jar. Needs `scripts/setup`, the
+//! TorchServe 0.12 with the built plugin jar (and, in `versions.rs`, the
+//! older TorchServe versions of the suite or the matrix). Needs `scripts/setup`, the
 //! test build of the jar (`gradle build -PtestHooks`) and of the CLI
 //! (`cargo build --release -p dragonfly-endpoint-cli --features test-hooks`);
 //! `scripts/test` does all of it.
@@ -22,3 +23,4 @@ mod smoke;
 mod soak;
 mod tls;
 mod unpack;
+mod versions;

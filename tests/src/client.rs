@@ -1,6 +1,7 @@
 //! HTTP as an operator sends it: a client that ignores proxy variables,
 //! calls on TorchServe's management port with its token, inference with
-//! the inference token, and the checks of TorchServe's answers.
+//! the inference token (no token where the server has no token auth), and
+//! the checks of TorchServe's answers.
 
 use std::time::Duration;
 
@@ -33,14 +34,24 @@ pub fn send(
 ) -> reqwest::Result<(u16, Value)> {
     let url = format!("{}{}", ts.management(), path_and_query);
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let response = client
-        .request(method, &url)
-        .bearer_auth(ts.management_token())
-        .send()?;
+    let response = with_token(client.request(method, &url), ts.management_token()).send()?;
     let status = response.status().as_u16();
     let text = response.text().unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Ok((status, body))
+}
+
+/// The request with `Authorization: Bearer <token>`, or as it is when the
+/// server has no token auth (before 0.11.1: the token is empty).
+fn with_token(
+    request: reqwest::blocking::RequestBuilder,
+    token: &str,
+) -> reqwest::blocking::RequestBuilder {
+    if token.is_empty() {
+        request
+    } else {
+        request.bearer_auth(token)
+    }
 }
 
 /// A call to the plugin on TorchServe's management port, with the token.
@@ -68,11 +79,8 @@ pub fn predict(
     ts: &TorchServe,
     model: &str,
 ) -> reqwest::Result<reqwest::blocking::Response> {
-    client
-        .post(format!("{}/predictions/{model}", ts.inference()))
-        .bearer_auth(ts.inference_token())
-        .body("1")
-        .send()
+    let request = client.post(format!("{}/predictions/{model}", ts.inference()));
+    with_token(request, ts.inference_token()).body("1").send()
 }
 
 /// The model's answer for x = 1, or the HTTP status when it does not answer.

@@ -37,7 +37,9 @@ pub use models::{cached_mar, make_mar, Mar};
 pub use servers::{
     alive, plugin_jar, plugins_dir, DragonflyCluster, Jar, S3Server, Server, TorchServe,
 };
-pub use stack::{torchserve_with_plugin, Origin, Stack, StackBuilder};
+pub use stack::{
+    torchserve_version_with_plugin, torchserve_with_plugin, Origin, Stack, StackBuilder,
+};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

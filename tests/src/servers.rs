@@ -189,35 +189,57 @@ impl DragonflyCluster {
     }
 }
 
-/// TorchServe 0.12 with token auth on and the model API off.
+/// TorchServe with its version's defaults: 0.12 (the main venv) unless
+/// started with [`TorchServe::start_version`]; token auth on and the model
+/// API off from 0.11.1, neither exists before.
 pub struct TorchServe(pub Server);
 
 impl TorchServe {
-    /// `extra_config`: lines appended to config.properties.
+    /// TorchServe 0.12. `extra_config`: lines appended to config.properties.
     pub fn start(plugins: &Path, extra_config: &str) -> TorchServe {
-        Self::start_in(plugins, extra_config, None)
+        Self::launch(None, plugins, extra_config, None)
     }
 
     /// With `store` as its model store (default: a fresh one in its dir),
     /// e.g. the store a killed TorchServe left.
     pub fn start_in(plugins: &Path, extra_config: &str, store: Option<&Path>) -> TorchServe {
+        Self::launch(None, plugins, extra_config, store)
+    }
+
+    /// TorchServe `version` (e.g. "0.9.0") from its venv, which
+    /// `scripts/setup` installs for the suite's versions and `scripts/setup
+    /// --torchserve-matrix` for all.
+    pub fn start_version(version: &str, plugins: &Path, extra_config: &str) -> TorchServe {
+        Self::launch(Some(version), plugins, extra_config, None)
+    }
+
+    fn launch(
+        version: Option<&str>,
+        plugins: &Path,
+        extra_config: &str,
+        store: Option<&Path>,
+    ) -> TorchServe {
         let extra = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(extra.path(), extra_config).expect("write extra config");
-        let (plugins, extra) = (
-            plugins.display().to_string(),
-            extra.path().display().to_string(),
-        );
-        let mut args = vec![
-            "--plugins",
-            plugins.as_str(),
-            "--extra-config",
-            extra.as_str(),
-        ];
+        let plugins = plugins.display().to_string();
+        let extra_path = extra.path().display().to_string();
         let store = store.map(|s| s.display().to_string());
+        let mut args = vec!["--plugins", &plugins, "--extra-config", &extra_path];
+        if let Some(version) = version {
+            args.extend(["--version", version]);
+        }
         if let Some(store) = &store {
             args.extend(["--model-store", store.as_str()]);
         }
         TorchServe(Server::start("torchserve", &args))
+    }
+    /// The version running, as scripts/testbed/torchserve started it.
+    pub fn version(&self) -> &str {
+        self.0.env("TS_VERSION")
+    }
+    /// Whether it checks tokens (it wrote key_file.json): 0.11.1 and later.
+    pub fn token_auth(&self) -> bool {
+        !self.management_token().is_empty()
     }
     pub fn management(&self) -> &str {
         self.0.env("TS_MANAGEMENT_URL")

@@ -66,14 +66,32 @@ pub fn torchserve_with_plugin(
     extra_config: &str,
 ) -> (tempfile::TempDir, TorchServe) {
     let plugins = plugins_dir(jar);
-    let ts = TorchServe::start(
+    let ts = TorchServe::start(plugins.path(), &plugin_config(config, extra_config));
+    (plugins, ts)
+}
+
+/// [`torchserve_with_plugin`] on TorchServe `version` (see
+/// [`TorchServe::start_version`]).
+pub fn torchserve_version_with_plugin(
+    version: &str,
+    jar: Jar,
+    config: &Path,
+    extra_config: &str,
+) -> (tempfile::TempDir, TorchServe) {
+    let plugins = plugins_dir(jar);
+    let ts = TorchServe::start_version(
+        version,
         plugins.path(),
-        &format!(
-            "dragonfly_endpoint_config={}\n{extra_config}",
-            config.display()
-        ),
+        &plugin_config(config, extra_config),
     );
     (plugins, ts)
+}
+
+fn plugin_config(config: &Path, extra_config: &str) -> String {
+    format!(
+        "dragonfly_endpoint_config={}\n{extra_config}",
+        config.display()
+    )
 }
 
 /// A started stack: TorchServe (`()` when started without it), the

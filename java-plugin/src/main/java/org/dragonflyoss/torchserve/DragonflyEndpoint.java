@@ -27,6 +27,11 @@ public final class DragonflyEndpoint extends ModelServerEndpoint {
     /** config.properties keys the core reads. */
     private static final String PROPERTY_PREFIX = "dragonfly_endpoint_";
 
+    /** TorchServe creates the endpoint at startup: find and log which server this is then. */
+    public DragonflyEndpoint() {
+        TorchServeVersion.load();
+    }
+
     @Override
     public void doGet(Request req, Response rsp, Context ctx) throws IOException {
         serve("GET", req, rsp, ctx);

@@ -14,7 +14,9 @@ import org.pytorch.serve.wlm.ModelManager;
  * through TorchServe's own ApiUtils inside this JVM, so it works with the model API off and token
  * authorization on. Every call answers {@code "<status>\n<exception>\n<message>"} (status or
  * exception left empty) and never throws: what an answer means is decided in Rust, in one table
- * shared with the HTTP registry ({@code crates/core/src/register/outcome.rs}).
+ * shared with the HTTP registry ({@code crates/core/src/register/outcome.rs}). What differs
+ * between TorchServe versions is {@link TorchServeVersion}'s; on a server it does not support,
+ * every call answers its 500.
  */
 final class TorchServeModels {
     private TorchServeModels() {}
@@ -31,6 +33,9 @@ final class TorchServeModels {
      *     RegisterOptions::pairs} in Rust)
      */
     static String register(String url, String modelName, String[] options) {
+        if (TorchServeVersion.UNSUPPORTED != null) {
+            return unsupported();
+        }
         try {
             Map<String, String> option = new HashMap<>();
             for (int i = 0; i + 1 < options.length; i += 2) {
@@ -38,7 +43,7 @@ final class TorchServeModels {
             }
             String runtime = option.get("runtime");
             StatusResponse status =
-                    ApiUtils.handleRegister(
+                    TorchServeVersion.HANDLE_REGISTER.call(
                             url,
                             modelName,
                             runtime == null ? null : Manifest.RuntimeType.fromValue(runtime),
@@ -48,9 +53,7 @@ final class TorchServeModels {
                             Integer.parseInt(option.get("response_timeout")),
                             Integer.parseInt(option.get("startup_timeout")),
                             Integer.parseInt(option.get("initial_workers")),
-                            Boolean.parseBoolean(option.get("synchronous")),
-                            false,
-                            false);
+                            Boolean.parseBoolean(option.get("synchronous")));
             return answer(Integer.toString(status.getHttpResponseCode()), "", status.getStatus());
         } catch (Throwable t) {
             return thrown(t);
@@ -58,6 +61,9 @@ final class TorchServeModels {
     }
 
     static String unregister(String modelName) {
+        if (TorchServeVersion.UNSUPPORTED != null) {
+            return unsupported();
+        }
         try {
             ApiUtils.unregisterModel(modelName, null);
             return answer("200", "", "Model \"" + modelName + "\" unregistered");
@@ -67,12 +73,19 @@ final class TorchServeModels {
     }
 
     static String isRegistered(String modelName) {
+        if (TorchServeVersion.UNSUPPORTED != null) {
+            return unsupported();
+        }
         try {
             boolean known = ModelManager.getInstance().getDefaultModels().containsKey(modelName);
             return answer(known ? "200" : "404", "", "");
         } catch (Throwable t) {
             return thrown(t);
         }
+    }
+
+    private static String unsupported() {
+        return answer("500", "", TorchServeVersion.UNSUPPORTED);
     }
 
     private static String thrown(Throwable t) {
