@@ -66,6 +66,19 @@ fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     std::os::unix::fs::symlink(&outside, &link).unwrap();
     let sub_dir = configs.join("a-directory");
     std::fs::create_dir(&sub_dir).unwrap();
+    // A FIFO nobody writes to, named as the config: a read would block.
+    let fifo = configs.join("fifo.json");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Credentials in the proxy's URL, and a peer that is down.
+    let mut userinfo: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    userinfo["addr"] = "http://peeruser:PEERSECRET@127.0.0.1:1".into();
+    userinfo["header"] = json!({"X-Custom-Auth": "HEADERSECRET"});
+    let userinfo = write("userinfo.json", &userinfo.to_string());
 
     let store = ts.model_store();
     let long_name = format!("{}.mar", "a".repeat(300));
@@ -86,6 +99,8 @@ fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         (c(&outside.display().to_string()), 403, "outside"),
         (c(&link.display().to_string()), 403, "outside"),
         (c(&sub_dir.display().to_string()), 400, "directory"),
+        (c(&fifo.display().to_string()), 400, "not a regular file"),
+        (c(&userinfo), 502, "***@127.0.0.1:1"),
         (
             c(&configs.join("missing.json").display().to_string()),
             400,
@@ -142,13 +157,38 @@ fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
             message.contains(needle),
             "PUT ?{query}: {message:?} does not mention {needle:?}"
         );
-        for secret in [origin.s3.secret_key(), origin.s3.access_key()] {
+        for secret in [
+            origin.s3.secret_key(),
+            origin.s3.access_key(),
+            "PEERSECRET",
+            "HEADERSECRET",
+        ] {
             assert!(
                 !body.to_string().contains(secret),
                 "secret in answer to {query}"
             );
         }
     }
+    // The status call shows that config with its credentials masked.
+    let (status, state) = call(
+        &ts,
+        "GET",
+        &format!("/dragonfly?config={}", encode(&userinfo)),
+    );
+    assert_eq!(status, 200, "{state:#}");
+    assert_eq!(
+        state["config"]["addr"], "http://***@127.0.0.1:1/",
+        "{state:#}"
+    );
+    assert_eq!(
+        state["config"]["header"]["X-Custom-Auth"], "***",
+        "{state:#}"
+    );
+    assert_no_secrets(
+        &[&ts.log_dir()],
+        &["PEERSECRET", "HEADERSECRET", origin.s3.secret_key()],
+        &[&state.to_string()],
+    );
     assert!(store_entries(&store).is_empty(), "{:?}", entries(&store));
     assert_eq!(infer(&ts, "ok"), Err(404));
 }

@@ -127,7 +127,9 @@ fn one_version_serves_many_names_and_a_running_models_files_stay() {
         "{:?}",
         unpacked_dirs(&store)
     );
-    let (status, _) = call(&ts, "GET", "/dragonfly?model=a");
-    assert_eq!(status, 404);
+    // Only the history of its pulls is left.
+    let (status, state) = call(&ts, "GET", "/dragonfly?model=a");
+    assert_eq!(status, 200, "{state:#}");
+    assert_eq!(state["archive"], Value::Null, "{state:#}");
     assert_no_partial_files(&store);
 }

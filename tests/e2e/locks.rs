@@ -62,8 +62,9 @@ fn delete_waits_for_a_pull_and_the_cli_and_plugin_take_turns() {
     assert_eq!(infer(&ts, "held"), Err(404));
     assert!(store_entries(&store).is_empty(), "{:?}", entries(&store));
     assert!(entries(&store.join(".dragonfly-endpoint/unpacked")).is_empty());
-    let (status, _) = call(&ts, "GET", "/dragonfly?model=held");
-    assert_eq!(status, 404);
+    let (status, state) = call(&ts, "GET", "/dragonfly?model=held");
+    assert_eq!(status, 200, "{state:#}");
+    assert_eq!(state["archive"], serde_json::Value::Null, "{state:#}");
 
     // The CLI (another process) holds the archive; the plugin's PUT of it
     // waits, then finds it unchanged and registers it: one download.
