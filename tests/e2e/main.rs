@@ -13,6 +13,7 @@ mod docs;
 mod faults;
 mod front;
 mod identity;
+mod jobs;
 mod load;
 mod locks;
 mod plugin;

@@ -1,7 +1,7 @@
 //! The JNI bridge: the only crate that knows about Java.
 //!
 //! One native method, `NativeBridge.handle(method, path, query, modelStore,
-//! properties)`, returns `"<status>\n<json body>"`. Domain errors, and a
+//! properties)`, returns `"<status>\n<content type>\n<body>"`. Domain errors, and a
 //! panic inside the core, come back as a status and TorchServe-style JSON
 //! built by the core; only faults of the bridge itself (bad arguments, JNI
 //! failures) throw, as `NativeBridgeException`, which the Java endpoint
@@ -85,8 +85,14 @@ fn pairs_arg(
     Ok(pairs)
 }
 
+/// `"<status>\n<content type>\n<body>"`.
 fn encode(response: &ApiResponse) -> String {
-    format!("{}\n{}", response.status, response.body)
+    format!(
+        "{}\n{}\n{}",
+        response.status,
+        response.content_type,
+        response.text_body()
+    )
 }
 
 /// `static native String handle(String method, String path, String[] query,
@@ -127,10 +133,7 @@ pub extern "system" fn Java_org_dragonflyoss_torchserve_NativeBridge_handle<'loc
             .unwrap_or_else(|payload| {
                 let body = ErrorBody::panic(payload.as_ref());
                 tracing::error!("{method} {path}: {}", body.message);
-                ApiResponse {
-                    status: body.code,
-                    body: body.json(),
-                }
+                ApiResponse::json(body.code, body.json())
             });
             Ok(JString::from_str(env, encode(&response))?)
         })
@@ -186,10 +189,9 @@ mod tests {
 
     #[test]
     fn responses_encode_status_then_body() {
-        let response = ApiResponse {
-            status: 404,
-            body: serde_json::json!({"code": 404}),
-        };
-        assert_eq!(encode(&response), "404\n{\"code\":404}");
+        let response = ApiResponse::json(404, serde_json::json!({"code": 404}));
+        assert_eq!(encode(&response), "404\napplication/json\n{\"code\":404}");
+        let text = ApiResponse::text(200, "a 1\n".into());
+        assert_eq!(encode(&text), "200\ntext/plain; version=0.0.4\na 1\n");
     }
 }

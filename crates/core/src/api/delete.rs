@@ -14,18 +14,40 @@ use super::{ApiResponse, HostContext};
 use crate::config::DownloadConfig;
 use crate::error::{CoreError, Result};
 use crate::model_store::{default_model_name, validate_file_name, ModelStore};
+use crate::pull::jobs::JobTable;
 use crate::pull::progress::{Phase, PullTable};
 use crate::register::{validate_model_name, ModelRegistry};
 
-pub(super) async fn delete_model(
+pub(super) async fn delete(
     query: &Query,
     host: &HostContext,
     registry: Arc<dyn ModelRegistry>,
 ) -> Result<ApiResponse> {
-    let q = Params::new(query, &[&["model"]])?;
-    let model = q
-        .text("model")?
-        .ok_or_else(|| CoreError::invalid("model", "missing: name the model to remove"))?;
+    let q = Params::new(query, &[&["model", "job"]])?;
+    let (model, job) = (q.text("model")?, q.text("job")?);
+    match (model, job) {
+        (Some(_), Some(_)) => Err(CoreError::invalid(
+            "job",
+            "give either 'model' or 'job', not both",
+        )),
+        (None, Some(job)) => {
+            let job = JobTable::global().get(&job)?;
+            job.cancel().await?;
+            Ok(ApiResponse::ok(job.snapshot()))
+        }
+        (Some(model), None) => delete_model(model, host, registry).await,
+        (None, None) => Err(CoreError::invalid(
+            "model",
+            "missing: name the model to remove (or the job to cancel: job=)",
+        )),
+    }
+}
+
+async fn delete_model(
+    model: String,
+    host: &HostContext,
+    registry: Arc<dyn ModelRegistry>,
+) -> Result<ApiResponse> {
     let store = ModelStore::open(&host.model_store)?;
     let Some((file, by_file)) = archive_of(&store, &model) else {
         // Nothing this plugin pulled: only unregister, as TorchServe would.

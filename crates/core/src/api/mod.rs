@@ -8,6 +8,8 @@
 //! | POST   | /dragonfly[/models] | the same, the Java endpoint's call     |
 //! | GET    | /dragonfly          | config (secrets masked) and pulls      |
 //! | DELETE | /dragonfly          | unregister a model, remove its archive |
+//! |        |                     | (or `?job=ID`: cancel a pull job)      |
+//! | GET    | /dragonfly/metrics  | Prometheus text of this process's pulls|
 //!
 //! May import: `pull`, `config`, `register`, `model_store`, `error`.
 
@@ -19,10 +21,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde_json::json;
+
 use crate::config::{Config, ConfigLocation};
 use crate::error::{CoreError, Result};
 use crate::hooks;
 use crate::model_store::ModelStore;
+use crate::pull::jobs::JobTable;
+use crate::pull::metrics::Metrics;
 use crate::pull::progress::PullTable;
 use crate::pull::{pull, PullHost};
 use crate::register::ModelRegistry;
@@ -39,18 +45,42 @@ pub struct HostContext {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiResponse {
     pub status: u16,
+    pub content_type: &'static str,
+    /// JSON, or a string holding a text body.
     pub body: serde_json::Value,
 }
 
 impl ApiResponse {
+    pub fn json(status: u16, body: serde_json::Value) -> Self {
+        ApiResponse {
+            status,
+            content_type: "application/json",
+            body,
+        }
+    }
+
+    /// Prometheus' text exposition format.
+    pub fn text(status: u16, text: String) -> Self {
+        ApiResponse {
+            status,
+            content_type: "text/plain; version=0.0.4",
+            body: serde_json::Value::String(text),
+        }
+    }
+
     fn ok(body: serde_json::Value) -> Self {
-        ApiResponse { status: 200, body }
+        Self::json(200, body)
     }
 
     pub fn error(err: &CoreError) -> Self {
-        ApiResponse {
-            status: err.status(),
-            body: err.body().json(),
+        Self::json(err.status(), err.body().json())
+    }
+
+    /// The body as sent: JSON text, or the text itself.
+    pub fn text_body(&self) -> String {
+        match (&self.body, self.content_type) {
+            (serde_json::Value::String(text), ct) if ct.starts_with("text/") => text.clone(),
+            (body, _) => body.to_string(),
         }
     }
 }
@@ -65,10 +95,11 @@ pub async fn handle(
     hooks::point("api.handle");
     let route = path.trim_end_matches('/');
     let result = match route_method(method, route, path) {
-        Ok(()) => match method {
-            "PUT" | "POST" => pull_models(query, host, registry).await,
-            "GET" => status::status(query, host),
-            "DELETE" => delete::delete_model(query, host, registry).await,
+        Ok(()) => match (route, method) {
+            ("/dragonfly/metrics", _) => Ok(ApiResponse::text(200, Metrics::global().render())),
+            (_, "PUT" | "POST") => pull_models(query, host, registry).await,
+            (_, "GET") => status::status(query, host),
+            (_, "DELETE") => delete::delete(query, host, registry).await,
             _ => Err(CoreError::Internal(format!("unrouted method {method}"))),
         },
         Err(err) => Err(err),
@@ -91,6 +122,7 @@ fn route_method(method: &str, route: &str, path: &str) -> Result<()> {
     let allowed: &[&str] = match route {
         "/dragonfly" => &["GET", "PUT", "POST", "DELETE"],
         "/dragonfly/models" => &["POST"],
+        "/dragonfly/metrics" => &["GET"],
         _ => {
             return Err(CoreError::RouteNotFound {
                 path: path.to_string(),
@@ -121,17 +153,40 @@ async fn pull_models(
 ) -> Result<ApiResponse> {
     let parsed = query::parse_pull(query)?;
     let config = load_config(parsed.config.as_deref(), host)?;
-    let pull_host = PullHost {
+    let background = !parsed.request.register.apply(&config.register)?.synchronous;
+    let mut pull_host = PullHost {
         store: ModelStore::open(&host.model_store)?,
         registry: Some(registry),
         table: PullTable::global(),
         on_start: None,
     };
-    let report = pull(&pull_host, &config, &parsed.request).await?;
-    Ok(ApiResponse {
-        status: report.status(),
-        body: report.body(),
-    })
+    if !background {
+        let report = pull(&pull_host, &config, &parsed.request).await?;
+        return Ok(ApiResponse::json(report.status(), report.body()));
+    }
+    // synchronous=false: the whole pull runs on, the call answers now.
+    let job = JobTable::global().create();
+    let tracked = job.clone();
+    pull_host.on_start = Some(Arc::new(move |progress| tracked.track(progress)));
+    let running = job.clone();
+    let request = parsed.request;
+    job.run(tokio::spawn(async move {
+        let (status, body) = match pull(&pull_host, &config, &request).await {
+            Ok(report) => (report.status(), report.body()),
+            Err(err) => (err.status(), err.body().json()),
+        };
+        running.finish(status, body);
+    }));
+    let id = &job.id;
+    Ok(ApiResponse::json(
+        202,
+        json!({
+            "status": format!("Pull started as job {id}; it continues without this call"),
+            "job": id,
+            "poll": format!("GET /dragonfly?job={id}"),
+            "cancel": format!("DELETE /dragonfly?job={id}"),
+        }),
+    ))
 }
 
 #[cfg(test)]

@@ -7,10 +7,14 @@ use super::query::{Params, Query};
 use super::{load_config, ApiResponse, HostContext};
 use crate::error::{CoreError, Result};
 use crate::model_store::ModelStore;
+use crate::pull::jobs::JobTable;
 use crate::pull::progress::PullTable;
 
 pub(super) fn status(query: &Query, host: &HostContext) -> Result<ApiResponse> {
-    let q = Params::new(query, &[&["config", "model"]])?;
+    let q = Params::new(query, &[&["config", "model", "job"]])?;
+    if let Some(job) = q.text("job")? {
+        return Ok(ApiResponse::ok(JobTable::global().get(&job)?.snapshot()));
+    }
     let requested_config = q.text("config")?;
     let model = q.text("model")?;
     let config = match load_config(requested_config.as_deref(), host) {

@@ -1,7 +1,8 @@
 //! One pull request from start to end, as orchestration only: connect the
 //! store, choose the archives ([`plan`]), pull each with bounded
 //! concurrency ([`model`]: download, commit, [`prepare`], register) and
-//! report every model's outcome ([`report`], [`progress`]).
+//! report every model's outcome ([`report`], [`progress`], [`metrics`]);
+//! a pull may run as a [`jobs`] task that outlives the HTTP call.
 //!
 //! Each model is independent: one failing does not stop or undo the others.
 //! A model whose pull fails gets its previous archive back (or none), so the
@@ -10,6 +11,8 @@
 //! May import: every stage (`config`, `source`, `transfer`, `format`,
 //! `model_store`, `register`), never `api`.
 
+pub mod jobs;
+pub mod metrics;
 mod model;
 pub mod plan;
 mod prepare;
@@ -20,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use crate::config::{Config, RegisterAs};
 use crate::error::{CoreError, Result};
@@ -116,21 +120,26 @@ pub async fn pull(host: &PullHost, config: &Config, request: &PullRequest) -> Re
         total_timeout: config.download.total_timeout_secs.map(Duration::from_secs),
     });
     let limit = Arc::new(Semaphore::new(config.download.concurrency));
-    let mut tasks = Vec::new();
-    for item in planned {
+    // A JoinSet aborts its tasks when dropped: a cancelled pull (a job
+    // cancelled with DELETE) stops every model, and each rolls back.
+    let mut tasks = JoinSet::new();
+    for (index, item) in planned.into_iter().enumerate() {
         let (context, limit) = (context.clone(), limit.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            model::pull_one(&context, item).await
-        }));
+            (index, model::pull_one(&context, item).await)
+        });
     }
     let mut models = Vec::new();
-    for task in tasks {
-        match task.await {
+    while let Some(done) = tasks.join_next().await {
+        match done {
             Ok(report) => models.push(report),
             Err(e) => return Err(CoreError::Internal(format!("pull task failed: {e}"))),
         }
     }
+    // In the order the request listed them, as before.
+    models.sort_by_key(|(index, _)| *index);
+    let models = models.into_iter().map(|(_, report)| report).collect();
     Ok(PullReport {
         bucket,
         prefix,

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::metrics::Metrics;
 use super::plan::Planned;
 use super::prepare::{self, Prepared};
 use super::progress::{Phase, Progress};
@@ -24,6 +25,7 @@ use crate::transfer::writer::{BlockTap, WriteTarget};
 use crate::transfer::{Destination, FetchTarget, Presign};
 
 pub async fn pull_one(context: &PullContext, item: Planned) -> ModelReport {
+    let _in_flight = Metrics::global().start();
     let host = &context.host;
     let object = context.source.object_url(&item.key);
     let progress = Arc::new(Progress::new(
@@ -71,6 +73,7 @@ pub async fn pull_one(context: &PullContext, item: Planned) -> ModelReport {
             report.error = Some(err.body());
         }
     }
+    Metrics::global().record(&report);
     report
 }
 

@@ -70,7 +70,7 @@ public final class DragonflyEndpoint extends ModelServerEndpoint {
             answer = NativeBridge.Answer.internalError(t);
         }
         rsp.setStatus(answer.status);
-        rsp.setContentType("application/json");
+        rsp.setContentType(answer.contentType);
         try (OutputStream out = rsp.getOutputStream()) {
             out.write(answer.body.getBytes(StandardCharsets.UTF_8));
         }

@@ -28,13 +28,15 @@ public final class NativeBridge {
 
     private NativeBridge() {}
 
-    /** A status and JSON body to send back. */
+    /** A status, content type and body to send back. */
     public static final class Answer {
         public final int status;
+        public final String contentType;
         public final String body;
 
-        Answer(int status, String body) {
+        Answer(int status, String contentType, String body) {
             this.status = status;
+            this.contentType = contentType;
             this.body = body;
         }
 
@@ -51,6 +53,7 @@ public final class NativeBridge {
         static Answer error(int code, String type, String message) {
             return new Answer(
                     code,
+                    "application/json",
                     "{\"code\": "
                             + code
                             + ", \"type\": "
@@ -74,15 +77,18 @@ public final class NativeBridge {
         }
         try {
             String answer = handle(method, path, query, modelStore, properties);
-            int newline = answer.indexOf('\n');
+            int first = answer.indexOf('\n');
+            int second = answer.indexOf('\n', first + 1);
             return new Answer(
-                    Integer.parseInt(answer.substring(0, newline)), answer.substring(newline + 1));
+                    Integer.parseInt(answer.substring(0, first)),
+                    answer.substring(first + 1, second),
+                    answer.substring(second + 1));
         } catch (Throwable t) {
             return Answer.internalError(t);
         }
     }
 
-    /** Returns {@code "<status>\n<json body>"}. */
+    /** Returns {@code "<status>\n<content type>\n<body>"}. */
     private static native String handle(
             String method, String path, String[] query, String modelStore, String[] properties);
 
