@@ -414,10 +414,16 @@ fn a_warm_archive_is_hard_linked_from_the_peer_cache() {
         (report["models"][0]["download"].clone(), store)
     };
 
-    // Cold: streamed through the proxy (a cold task is never linked).
-    let (cold, _) = pull_into("a", json!({}));
+    // Cold: streamed through the proxy (the end of the body is the sign
+    // the task is complete) but not written a second time: the store keeps
+    // the peer's own file, checked against what was streamed.
+    let (cold, store) = pull_into("a", json!({}));
     assert_eq!(cold["served_from"], "dragonfly", "{cold:#}");
-    assert!(cold.get("hard_linked").is_none(), "{cold:#}");
+    assert_eq!(cold["hard_linked"], true, "{cold:#}");
+    assert!(
+        std::fs::metadata(store.join("warm.mar")).unwrap().nlink() >= 2,
+        "the cold pull wrote a copy of its own"
+    );
 
     // Warm, into an empty store: the peer links its finished task.
     let (warm, store) = pull_into("b", json!({}));

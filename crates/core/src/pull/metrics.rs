@@ -71,10 +71,12 @@ fn origin(report: &ModelReport) -> Option<&'static str> {
     if download.action != "downloaded" {
         return None;
     }
+    use crate::transfer::dragonfly::ServedFrom;
+    // A cold task linked into the store still came through the peer.
     Some(match (download.hard_linked, download.served_from) {
-        (true, _) => "hard_link",
-        (_, Some(crate::transfer::dragonfly::ServedFrom::DragonflyCache)) => "local_cache",
-        (_, Some(crate::transfer::dragonfly::ServedFrom::Source)) => "source",
+        (true, Some(ServedFrom::DragonflyCache)) => "hard_link",
+        (false, Some(ServedFrom::DragonflyCache)) => "local_cache",
+        (_, Some(ServedFrom::Source)) => "source",
         _ => "peer",
     })
 }

@@ -156,9 +156,11 @@ impl Fetcher {
             (Ok(_), Err(transfer_err)) => return Err(transfer_err),
             (Ok(written), Ok(fetched)) => (written, fetched),
         };
-        if fetched.hard_linked {
+        if fetched.hard_linked && fetched.served_from == ServedFrom::DragonflyCache {
+            // Warm: the peer's finished task, not read through the socket.
             return Ok(fetched);
         }
+        // Streamed (written, or only hashed when the cold task was linked).
         fetched.bytes = bytes;
         if bytes != target.size {
             return Err(CoreError::LengthMismatch {
@@ -418,11 +420,42 @@ impl Fetcher {
                 target.size
             );
         }
-        self.stream_body(response, target, sink, received).await?;
+        let Some(path) = link else {
+            self.stream_body(response, target, sink, received, None)
+                .await?;
+            return Ok(Attempt::Done {
+                served_from,
+                task_id,
+                hard_linked: false,
+            });
+        };
+        // A cold task linked into the store: the peer writes its file as it
+        // downloads. The body is still read (its end is the only sign that
+        // the task is complete, and it feeds the digest and the unpacker)
+        // but not written again: no second copy on the same disk. The
+        // linked file must then hold exactly what was streamed.
+        sink.discard().await?;
+        let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+        let streamed = self
+            .stream_body(response, target, sink, received, Some(&mut crc))
+            .await;
+        if let Err(err) = streamed {
+            // Keep what arrived for the Range resume: the writer takes it
+            // from the peer's file, checked against what was streamed.
+            sink.adopt(path, received.load(Ordering::Relaxed), crc.finalize())
+                .await?;
+            return Err(err);
+        }
+        if let Err(err) = same_content(path, target, crc.finalize()).await {
+            // Nothing was written: the next attempt starts over, writing.
+            sink.truncate().await?;
+            received.store(0, Ordering::Relaxed);
+            return Err(err);
+        }
         Ok(Attempt::Done {
             served_from,
             task_id,
-            hard_linked: false,
+            hard_linked: true,
         })
     }
 
@@ -434,6 +467,7 @@ impl Fetcher {
         target: &FetchTarget,
         sink: &WriterSink,
         received: &AtomicU64,
+        mut crc: Option<&mut crc_fast::Digest>,
     ) -> Result<()> {
         let broken = |reason: String| CoreError::Transfer {
             object: target.object.clone(),
@@ -450,6 +484,9 @@ impl Fetcher {
             match next {
                 Some(Ok(chunk)) => {
                     received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    if let Some(crc) = crc.as_mut() {
+                        crc.update(&chunk);
+                    }
                     block.extend_from_slice(&chunk);
                     if block.len() >= BLOCK_SIZE {
                         sink.write(block.split().freeze()).await?;
@@ -512,6 +549,50 @@ impl Fetcher {
                 reason: describe_http_error(e),
             }
         }
+    }
+}
+
+/// Whether the file the peer linked at `path` holds `size` bytes whose
+/// CRC-32C is `expected` (what was streamed); read on a blocking thread,
+/// mostly from the page cache the peer just filled.
+async fn same_content(path: &Path, target: &FetchTarget, expected: u64) -> Result<()> {
+    let (path, size) = (path.to_path_buf(), target.size);
+    let checked = tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(&path)?;
+        let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = file.read(&mut buffer)?;
+            if n == 0 {
+                break;
+            }
+            crc.update(&buffer[..n]);
+            total += n as u64;
+        }
+        Ok(match (total == size, crc.finalize() == expected) {
+            (true, true) => None,
+            (false, _) => Some(format!(
+                "the peer's linked file has {total} bytes, not {size}"
+            )),
+            (true, false) => Some("the peer's linked file differs from what it streamed".into()),
+        })
+    })
+    .await
+    .map_err(|e| CoreError::Internal(format!("checking the linked file: {e}")))?;
+    match checked {
+        Ok(None) => Ok(()),
+        Ok(Some(reason)) => Err(CoreError::Transfer {
+            object: target.object.clone(),
+            attempts: 1,
+            reason,
+        }),
+        Err(e) => Err(CoreError::Transfer {
+            object: target.object.clone(),
+            attempts: 1,
+            reason: format!("reading the peer's linked file: {e}"),
+        }),
     }
 }
 
