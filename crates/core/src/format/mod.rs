@@ -1,10 +1,16 @@
 //! The forms a model arrives in, and how each becomes a directory that
-//! TorchServe registers as it is: the `.mar` zip today ([`zip`]); tar
-//! archives and directory models are further files here.
+//! TorchServe registers as it is: [`Form::of`] tells the form by the file
+//! name, [`stream_unpacker`] unpacks it while it downloads,
+//! [`unpack_file`] from the finished file. Each form is one file:
+//! [`zip`] (`.mar`) today; [`stream`] is the streaming plumbing forms
+//! share, [`output`] how they write files. Tar and directory models go
+//! beside them.
 //!
 //! May import: `error`, `model_store` (staging), `transfer::writer` (the
 //! block tap a streaming unpacker implements).
 
+mod output;
+mod stream;
 pub mod zip;
 
 use std::fs;
@@ -12,6 +18,93 @@ use std::io;
 use std::path::Path;
 
 use serde::Serialize;
+
+pub use stream::StreamFeed;
+
+use crate::model_store::TempDir;
+
+/// The archive forms this plugin unpacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// A `.mar`: zip.
+    Zip,
+}
+
+impl Form {
+    /// The file name endings of each form: what `model=` accepts and
+    /// `model=all` lists (TorchServe loads every other file as a tar.gz,
+    /// but only these are model archives by name).
+    pub const ENDINGS: [(&'static str, Form); 1] = [(".mar", Form::Zip)];
+
+    /// The form of an archive by its file name.
+    pub fn of(file_name: &str) -> Option<Form> {
+        Self::ENDINGS
+            .iter()
+            .find(|(ending, _)| file_name.ends_with(ending))
+            .map(|(_, form)| *form)
+    }
+}
+
+impl std::fmt::Display for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Form::Zip => "zip",
+        })
+    }
+}
+
+/// The model name an archive registers under by default: its file name
+/// without the form's ending (`a.mar` is `a`).
+pub fn default_model_name(file_name: &str) -> String {
+    Form::ENDINGS
+        .iter()
+        .find_map(|(ending, _)| file_name.strip_suffix(ending))
+        .unwrap_or(file_name)
+        .to_string()
+}
+
+/// The unpacking side of a streaming unpack, whatever the form.
+pub enum StreamUnpacker {
+    Zip(zip::Unpacker),
+}
+
+/// Starts unpacking an archive of `form` into `dir` as it streams in:
+/// hand the feed to the download's writer as its tap, then call
+/// [`StreamUnpacker::finish`] once the file is complete and verified.
+pub fn stream_unpacker(form: Form, dir: TempDir) -> io::Result<(StreamUnpacker, StreamFeed)> {
+    Ok(match form {
+        Form::Zip => {
+            let (unpacker, feed) = zip::stream_unpacker(dir)?;
+            (StreamUnpacker::Zip(unpacker), feed)
+        }
+    })
+}
+
+impl StreamUnpacker {
+    /// The unpacked directory, synced and ready to commit: from the
+    /// stream, or from `archive` (the finished file) where the stream
+    /// could not be used.
+    pub fn finish(
+        self,
+        archive: &Path,
+    ) -> Result<(TempDir, UnpackStats, UnpackedFrom), UnpackError> {
+        let (dir, stats, from) = match self {
+            StreamUnpacker::Zip(unpacker) => unpacker.finish(archive)?,
+        };
+        output::sync_filesystem(dir.path())?;
+        Ok((dir, stats, from))
+    }
+}
+
+/// Unpacks the finished archive at `archive`, of `form`, into `dir` and
+/// syncs it, ready to commit.
+pub fn unpack_file(form: Form, archive: &Path, dir: &TempDir) -> Result<UnpackStats, UnpackError> {
+    let stats = match form {
+        Form::Zip => zip::unpack_file(archive, dir)?,
+    };
+    output::sync_filesystem(dir.path())?;
+    Ok(stats)
+}
 
 /// Where an unpacked directory came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,8 +129,8 @@ pub struct UnpackStats {
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
     /// Not an archive of this form: TorchServe gets the file and decides.
-    #[error("not a zip archive")]
-    NotZip,
+    #[error("not a {0} archive")]
+    WrongForm(Form),
     /// An archive that must not be used: bad CRC, unsafe name, truncated.
     #[error("{0}")]
     Invalid(String),

@@ -3,41 +3,33 @@
 //! TorchServe to unzip the archive on one core.
 //!
 //! While the archive downloads, a thread of its own inflates the entries
-//! from the same blocks the writer stores ([`StreamFeed`], the download's
-//! [`BlockTap`]): unpacking overlaps the transfer. When the download ends,
-//! what the stream produced is checked against the archive's central
-//! directory. Where the stream cannot be used (entries with data
-//! descriptors, a transfer restarted from byte 0, an archive the peer
-//! hard-linked without streaming it, an archive already in the store), the
-//! finished file is unpacked instead.
+//! from the same blocks the writer stores (the [`StreamFeed`]): unpacking
+//! overlaps the transfer. When the download ends, what the stream
+//! produced is checked against the archive's central directory. Where the
+//! stream cannot be used (a transfer restarted from byte 0, an archive the
+//! peer hard-linked without streaming it, an archive already in the
+//! store), the finished file is unpacked instead. Stored entries
+//! (`zip-store`) are never inflated: the zip reader copies them through
+//! its CRC-32 (crc32fast) at disk speed on both paths, as fast as the
+//! alternatives measured (see docs/architecture.md). Zip64 archives (over
+//! 4 GiB, or over 65535 entries) take the same paths.
 //!
 //! Either way every entry's CRC-32 is checked, every entry becomes a
 //! regular file inside the directory (a name that would escape it is
-//! refused, no symbolic link is created, as TorchServe's own unzip does),
-//! and each file is synced before the directory is renamed into place.
+//! refused, no symbolic link is created, as TorchServe's own unzip does).
 
-use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
 
-use bytes::{Buf, Bytes};
 use zip::read::ZipFile;
 use zip::result::ZipError;
 use zip::ZipArchive;
 
-use super::{empty_dir, UnpackError, UnpackStats, UnpackedFrom};
-use crate::model_store::background::spawn_cleanup;
+use super::output::{copy_into, create_dirs, create_file, COPY_BUFFER};
+use super::stream::{self, StreamFeed};
+use super::{empty_dir, Form, UnpackError, UnpackStats, UnpackedFrom};
 use crate::model_store::TempDir;
-use crate::transfer::writer::{BlockTap, SYNC_EVERY_BYTES};
-
-/// Read and write size while copying an entry out.
-const COPY_BUFFER: usize = 1 << 20;
-/// 1 MiB blocks queued for the unpacking thread before the writer waits.
-const BLOCKS_QUEUED: usize = 8;
 
 impl From<ZipError> for UnpackError {
     fn from(err: ZipError) -> Self {
@@ -59,87 +51,30 @@ struct EntryDigest {
 
 type StreamResult = Result<(Vec<EntryDigest>, UnpackStats), UnpackError>;
 
-/// The download side of a streaming unpack: the writer hands it every
-/// block it stores, in order.
-pub struct StreamFeed {
-    blocks: Option<SyncSender<Bytes>>,
-    restarted: Arc<AtomicBool>,
-}
-
-impl BlockTap for StreamFeed {
-    /// Blocks while the unpacking thread is [`BLOCKS_QUEUED`] blocks
-    /// behind, so memory stays bounded and the slower side sets the pace.
-    fn block(&mut self, block: &Bytes) {
-        if let Some(blocks) = &self.blocks {
-            if blocks.send(block.clone()).is_err() {
-                // The thread stopped (done or failed); finish() decides.
-                self.blocks = None;
-            }
-        }
-    }
-
-    /// The transfer starts over from byte 0: what was streamed is void.
-    fn restart(&mut self) {
-        self.blocks = None;
-        self.restarted.store(true, Ordering::Relaxed);
-    }
-}
-
 /// The unpacking side of a streaming unpack.
-pub struct StreamUnpacker {
-    dir: Option<TempDir>,
-    thread: Option<JoinHandle<StreamResult>>,
-    restarted: Arc<AtomicBool>,
+pub struct Unpacker {
+    stream: stream::Stream<StreamResult>,
 }
 
 /// Starts unpacking into `dir` whatever the returned feed is given.
-pub fn stream_unpacker(dir: TempDir) -> io::Result<(StreamUnpacker, StreamFeed)> {
-    let (tx, rx) = sync_channel(BLOCKS_QUEUED);
-    let target = dir.path().to_path_buf();
-    let thread = std::thread::Builder::new()
-        .name("dfe-unpack".into())
-        .spawn(move || {
-            let mut reader = ChannelReader {
-                blocks: rx,
-                current: Bytes::new(),
-            };
-            unpack_stream(&mut reader, &target)
-        })?;
-    let restarted = Arc::new(AtomicBool::new(false));
-    Ok((
-        StreamUnpacker {
-            dir: Some(dir),
-            thread: Some(thread),
-            restarted: restarted.clone(),
-        },
-        StreamFeed {
-            blocks: Some(tx),
-            restarted,
-        },
-    ))
+pub fn stream_unpacker(dir: TempDir) -> io::Result<(Unpacker, StreamFeed)> {
+    let (stream, feed) = stream::spawn(dir, unpack_stream)?;
+    Ok((Unpacker { stream }, feed))
 }
 
-impl StreamUnpacker {
+impl Unpacker {
     /// Ends the unpack once `archive`, the file the stream was written to,
     /// is complete and verified. The feed must be dropped by then.
     pub fn finish(
-        mut self,
+        self,
         archive: &Path,
     ) -> Result<(TempDir, UnpackStats, UnpackedFrom), UnpackError> {
-        let streamed = match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(UnpackError::Invalid("the unpacking thread panicked".into())),
-            None => Err(UnpackError::Invalid("no unpacking thread".into())),
-        };
-        let dir = self
-            .dir
-            .take()
-            .ok_or_else(|| UnpackError::Invalid("no unpacking directory".into()))?;
-        if !self.restarted.load(Ordering::Relaxed) {
-            match streamed {
-                Ok((entries, stats)) => {
+        let joined = self.stream.join()?;
+        if !joined.restarted {
+            match joined.result {
+                Some(Ok((entries, stats))) => {
                     if central_directory(archive)? == sorted(entries) {
-                        return Ok((dir, stats, UnpackedFrom::Stream));
+                        return Ok((joined.dir, stats, UnpackedFrom::Stream));
                     }
                     tracing::info!(
                         "{}: streamed entries differ from the central directory; unpacking the file",
@@ -147,29 +82,15 @@ impl StreamUnpacker {
                     );
                 }
                 // Disk errors come back from the file unpack too.
-                Err(e) => tracing::debug!("{}: streaming unpack stopped: {e}", archive.display()),
+                Some(Err(e)) => {
+                    tracing::debug!("{}: streaming unpack stopped: {e}", archive.display())
+                }
+                None => tracing::warn!("{}: the unpacking thread panicked", archive.display()),
             }
         }
-        empty_dir(dir.path())?;
-        let stats = unpack_file(archive, &dir)?;
-        Ok((dir, stats, UnpackedFrom::File))
-    }
-}
-
-impl Drop for StreamUnpacker {
-    fn drop(&mut self) {
-        // The thread must stop writing before the directory is removed
-        // (a dropped feed ends it), or it could create files in a removed
-        // directory's place. Joining it here could block an async worker
-        // thread for as long as the queued blocks take: a thread of its own
-        // waits, then removes the directory.
-        if let Some(thread) = self.thread.take() {
-            let dir = self.dir.take();
-            spawn_cleanup("dfe-unpack-drop", move || {
-                let _ = thread.join();
-                drop(dir);
-            });
-        }
+        empty_dir(joined.dir.path())?;
+        let stats = unpack_file(archive, &joined.dir)?;
+        Ok((joined.dir, stats, UnpackedFrom::File))
     }
 }
 
@@ -180,7 +101,7 @@ pub fn unpack_file(archive: &Path, dir: &TempDir) -> Result<UnpackStats, UnpackE
     let is_zip =
         file.read_exact(&mut magic).is_ok() && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06");
     if !is_zip {
-        return Err(UnpackError::NotZip);
+        return Err(UnpackError::WrongForm(Form::Zip));
     }
     let mut zip = ZipArchive::new(BufReader::with_capacity(COPY_BUFFER, File::open(archive)?))?;
     let mut stats = UnpackStats::default();
@@ -203,6 +124,17 @@ fn unpack_stream(reader: &mut impl Read, dir: &Path) -> StreamResult {
     Ok((entries, stats))
 }
 
+/// The entry's name and where it goes under `dir`.
+fn place<R: Read>(entry: &ZipFile<'_, R>, dir: &Path) -> Result<(String, PathBuf), UnpackError> {
+    let name = entry.name()?.into_owned();
+    let relative = entry.enclosed_name().ok_or_else(|| {
+        UnpackError::Invalid(format!(
+            "entry {name:?} would be written outside the model directory"
+        ))
+    })?;
+    Ok((name, dir.join(relative)))
+}
+
 /// Writes one entry under `dir`; reading it to its end checks its CRC-32.
 fn write_entry<R: Read>(
     entry: &mut ZipFile<'_, R>,
@@ -210,51 +142,24 @@ fn write_entry<R: Read>(
     buffer: &mut [u8],
     stats: &mut UnpackStats,
 ) -> Result<EntryDigest, UnpackError> {
-    let name = entry.name()?.into_owned();
-    let relative = entry.enclosed_name().ok_or_else(|| {
-        UnpackError::Invalid(format!(
-            "entry {name:?} would be written outside the model directory"
-        ))
-    })?;
-    let path = dir.join(relative);
+    let (name, path) = place(entry, dir)?;
     let digest = EntryDigest {
         name: name.clone(),
         crc32: entry.crc32(),
         size: entry.size(),
     };
     if entry.is_dir() {
-        fs::create_dir_all(&path)?;
+        create_dirs(&path, &name)?;
         return Ok(digest);
     }
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let mut out = File::create(&path)?;
-    let mut written = 0u64;
-    let mut unsynced = 0u64;
-    loop {
-        let n = entry
-            .read(buffer)
-            .map_err(|e| UnpackError::Invalid(format!("entry {name:?}: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        out.write_all(&buffer[..n])?;
-        written += n as u64;
-        unsynced += n as u64;
-        // As the download's writer does: the final sync stays short.
-        if unsynced >= SYNC_EVERY_BYTES {
-            unsynced = 0;
-            out.sync_data()?;
-        }
-    }
+    let mut out = create_file(&path, &name)?;
+    let written = copy_into(entry, &mut out, buffer, &name)?;
     if written != digest.size {
         return Err(UnpackError::Invalid(format!(
             "entry {name:?}: {written} bytes, the archive says {}",
             digest.size
         )));
     }
-    out.sync_all()?;
     stats.files += 1;
     stats.bytes += written;
     Ok(digest)
@@ -280,32 +185,14 @@ fn sorted(mut entries: Vec<EntryDigest>) -> Vec<EntryDigest> {
     entries
 }
 
-/// Reads the blocks the writer sends, in order; the end of the channel is
-/// the end of the stream.
-struct ChannelReader {
-    blocks: Receiver<Bytes>,
-    current: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.blocks.recv() {
-                Ok(block) => self.current = block,
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        self.current.advance(n);
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model_store::ModelStore;
+    use crate::transfer::writer::BlockTap;
+    use bytes::Bytes;
+    use std::fs;
+    use std::io::Write;
     use zip::write::SimpleFileOptions;
     use zip::CompressionMethod;
 
@@ -459,7 +346,7 @@ mod tests {
         let dir = store.create_temp_dir("x.mar").unwrap();
         assert!(matches!(
             unpack_file(&archive, &dir),
-            Err(UnpackError::NotZip)
+            Err(UnpackError::WrongForm(Form::Zip))
         ));
     }
 

@@ -16,7 +16,7 @@ use super::report::{DownloadReport, ModelReport};
 use super::PullContext;
 use crate::config::RegisterAs;
 use crate::error::{CoreError, Result};
-use crate::format::zip::StreamUnpacker;
+use crate::format::StreamUnpacker;
 use crate::hooks;
 use crate::model_store::{unix_now, LedgerEntry, Replace, TempFile};
 use crate::register::{validate_model_name, RegisterRequest};
@@ -237,7 +237,7 @@ async fn download(
     };
     let tap: Option<Box<dyn BlockTap>> = match context.register_as {
         RegisterAs::Directory => {
-            let (stream, feed) = prepare::stream_unpacker(tx)?;
+            let (stream, feed) = prepare::stream_unpacker(tx, item)?;
             *unpacker = Some(stream);
             Some(feed)
         }

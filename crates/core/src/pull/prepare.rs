@@ -1,7 +1,8 @@
 //! Turns the archive in the store into what TorchServe is given to
 //! register: the archive itself (`register_as: mar`), or its unpacked
 //! directory, finished from the stream, unpacked from the file, or found
-//! from an earlier pull of the same version.
+//! from an earlier pull of the same version. The archive's form (zip or
+//! tar.gz) comes from its file name.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,8 +11,7 @@ use super::plan::Planned;
 use super::report::{ModelReport, UnpackReport};
 use super::PullContext;
 use crate::error::{CoreError, Result};
-use crate::format::zip::{self, StreamUnpacker};
-use crate::format::{count_files, UnpackError, UnpackedFrom};
+use crate::format::{self, count_files, Form, StreamUnpacker, UnpackError, UnpackedFrom};
 use crate::model_store::Replace;
 use crate::source::ObjectInfo;
 
@@ -74,12 +74,13 @@ pub async fn directory(
         None => Some(tx.temp_dir()?),
     };
     let committed_at = target.clone();
+    let form = form_of(item)?;
     tx.will_commit_unpacked(&target)?;
     let outcome = tokio::task::spawn_blocking(move || {
         let (dir, stats, from) = match (unpacker, fresh_dir) {
             (Some(stream), _) => stream.finish(&archive)?,
             (None, Some(dir)) => {
-                let stats = zip::unpack_file(&archive, &dir)?;
+                let stats = format::unpack_file(form, &archive, &dir)?;
                 (dir, stats, UnpackedFrom::File)
             }
             (None, None) => return Err(UnpackError::Invalid("no unpacking directory".into())),
@@ -103,9 +104,9 @@ pub async fn directory(
                 dir: Some(target),
             })
         }
-        Err(UnpackError::NotZip) => {
+        Err(UnpackError::WrongForm(form)) => {
             tracing::info!(
-                "{} is not a zip archive; TorchServe gets the .mar as it is",
+                "{} is not a {form} archive; TorchServe gets the file as it is",
                 item.file_name
             );
             Ok(Prepared::archive(item))
@@ -121,9 +122,16 @@ pub async fn directory(
 /// Starts unpacking the download as it streams in, into a staged directory.
 pub fn stream_unpacker(
     tx: &Replace,
+    item: &Planned,
 ) -> Result<(StreamUnpacker, Box<dyn crate::transfer::writer::BlockTap>)> {
     let dir = tx.temp_dir()?;
-    let (stream, feed) =
-        zip::stream_unpacker(dir).map_err(|e| CoreError::io("starting the unpacking thread", e))?;
+    let (stream, feed) = format::stream_unpacker(form_of(item)?, dir)
+        .map_err(|e| CoreError::io("starting the unpacking thread", e))?;
     Ok((stream, Box::new(feed)))
+}
+
+/// The plan only admits names of a known form.
+fn form_of(item: &Planned) -> Result<Form> {
+    Form::of(&item.file_name)
+        .ok_or_else(|| CoreError::Internal(format!("{} has no archive form", item.file_name)))
 }

@@ -1,0 +1,105 @@
+//! How every unpacker writes into the staged directory: each file is
+//! created fresh (an earlier entry of the same name, or a hard link to
+//! it, is never written through), flushed every [`SYNC_EVERY_BYTES`] as
+//! the download's writer does, and the whole directory is made durable by
+//! one `syncfs` before it is renamed into place ([`sync_filesystem`]).
+//! One fsync per file costs ~1 ms on this project's machines: over a
+//! minute for an archive of 65536 entries, against ~15 µs per file for
+//! one `syncfs` at the end.
+//!
+//! The archive decides the layout, so a name that collides with another
+//! entry's kind (a file where a directory is, a directory below a file) is
+//! the archive's fault: [`UnpackError::Invalid`], not a disk error.
+
+use std::fs::{self, File};
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use super::UnpackError;
+use crate::transfer::writer::SYNC_EVERY_BYTES;
+
+/// Read and write size while copying an entry out.
+pub(super) const COPY_BUFFER: usize = 1 << 20;
+
+/// A disk error, or the archive's layout contradicting itself.
+pub(super) fn layout_error(name: &str, err: io::Error) -> UnpackError {
+    match err.kind() {
+        ErrorKind::NotADirectory
+        | ErrorKind::IsADirectory
+        | ErrorKind::AlreadyExists
+        | ErrorKind::DirectoryNotEmpty => UnpackError::Invalid(format!("entry {name:?}: {err}")),
+        _ => UnpackError::Io(err),
+    }
+}
+
+pub(super) fn create_dirs(path: &Path, name: &str) -> Result<(), UnpackError> {
+    fs::create_dir_all(path).map_err(|e| layout_error(name, e))
+}
+
+/// A new, empty file at `path` (whatever was there before is unlinked).
+pub(super) fn create_file(path: &Path, name: &str) -> Result<File, UnpackError> {
+    if let Some(parent) = path.parent() {
+        create_dirs(parent, name)?;
+    }
+    remove_file_at(path, name)?;
+    File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| layout_error(name, e))
+}
+
+/// Unlinks a file (or link) at `path`; a directory there is refused.
+pub(super) fn remove_file_at(path: &Path, name: &str) -> Result<(), UnpackError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(UnpackError::Invalid(format!(
+            "entry {name:?} is a file where the archive has a directory"
+        ))),
+        Ok(_) => fs::remove_file(path).map_err(UnpackError::Io),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(layout_error(name, e)),
+    }
+}
+
+/// Copies `reader` to its end into `out`; read errors are the archive's
+/// (a bad CRC, a truncated stream), write errors the disk's.
+pub(super) fn copy_into(
+    reader: &mut impl Read,
+    out: &mut File,
+    buffer: &mut [u8],
+    name: &str,
+) -> Result<u64, UnpackError> {
+    let mut written = 0u64;
+    let mut unsynced = 0u64;
+    loop {
+        let n = match reader.read(buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(UnpackError::Invalid(format!("entry {name:?}: {e}"))),
+        };
+        out.write_all(&buffer[..n])?;
+        written += n as u64;
+        unsynced += n as u64;
+        // As the download's writer does: the final sync stays short.
+        if unsynced >= SYNC_EVERY_BYTES {
+            unsynced = 0;
+            out.sync_data()?;
+        }
+    }
+    Ok(written)
+}
+
+/// Makes everything written under `dir` durable: one `syncfs(2)` of its
+/// filesystem, which also reports a failed writeback of any file in it.
+pub(super) fn sync_filesystem(dir: &Path) -> io::Result<()> {
+    let handle = File::open(dir)?;
+    // SAFETY: syncfs(2) only reads the descriptor, which `handle` keeps
+    // open for the call.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
