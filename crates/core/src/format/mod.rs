@@ -2,16 +2,21 @@
 //! TorchServe registers as it is: [`Form::of`] tells the form by the file
 //! name, [`stream_unpacker`] unpacks it while it downloads,
 //! [`unpack_file`] from the finished file. Each form is one file:
-//! [`zip`] (`.mar`) today; [`stream`] is the streaming plumbing forms
-//! share, [`output`] how they write files. Tar and directory models go
-//! beside them.
+//! [`zip`] (`.mar`: deflated or stored entries, zip64) and
+//! [`tar`] (`.tar.gz`, `.tgz`); [`stream`] is the streaming plumbing they
+//! share, [`output`] how they write files. Directory models go beside them.
 //!
 //! May import: `error`, `model_store` (staging), `transfer::writer` (the
 //! block tap a streaming unpacker implements).
 
 mod output;
 mod stream;
+pub mod tar;
+mod tar_names;
 pub mod zip;
+
+#[cfg(test)]
+mod tests;
 
 use std::fs;
 use std::io;
@@ -26,15 +31,21 @@ use crate::model_store::TempDir;
 /// The archive forms this plugin unpacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
-    /// A `.mar`: zip.
+    /// A `.mar`: zip, deflated or stored (`zip-store`), zip64 or not.
     Zip,
+    /// `torch-model-archiver --archive-format tgz`: gzip, then tar.
+    TarGz,
 }
 
 impl Form {
     /// The file name endings of each form: what `model=` accepts and
     /// `model=all` lists (TorchServe loads every other file as a tar.gz,
     /// but only these are model archives by name).
-    pub const ENDINGS: [(&'static str, Form); 1] = [(".mar", Form::Zip)];
+    pub const ENDINGS: [(&'static str, Form); 3] = [
+        (".mar", Form::Zip),
+        (".tar.gz", Form::TarGz),
+        (".tgz", Form::TarGz),
+    ];
 
     /// The form of an archive by its file name.
     pub fn of(file_name: &str) -> Option<Form> {
@@ -49,12 +60,13 @@ impl std::fmt::Display for Form {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Form::Zip => "zip",
+            Form::TarGz => "tar.gz",
         })
     }
 }
 
 /// The model name an archive registers under by default: its file name
-/// without the form's ending (`a.mar` is `a`).
+/// without the form's ending (`a.mar`, `a.tar.gz` and `a.tgz` are `a`).
 pub fn default_model_name(file_name: &str) -> String {
     Form::ENDINGS
         .iter()
@@ -66,6 +78,7 @@ pub fn default_model_name(file_name: &str) -> String {
 /// The unpacking side of a streaming unpack, whatever the form.
 pub enum StreamUnpacker {
     Zip(zip::Unpacker),
+    TarGz(tar::Unpacker),
 }
 
 /// Starts unpacking an archive of `form` into `dir` as it streams in:
@@ -76,6 +89,10 @@ pub fn stream_unpacker(form: Form, dir: TempDir) -> io::Result<(StreamUnpacker, 
         Form::Zip => {
             let (unpacker, feed) = zip::stream_unpacker(dir)?;
             (StreamUnpacker::Zip(unpacker), feed)
+        }
+        Form::TarGz => {
+            let (unpacker, feed) = tar::stream_unpacker(dir)?;
+            (StreamUnpacker::TarGz(unpacker), feed)
         }
     })
 }
@@ -90,6 +107,7 @@ impl StreamUnpacker {
     ) -> Result<(TempDir, UnpackStats, UnpackedFrom), UnpackError> {
         let (dir, stats, from) = match self {
             StreamUnpacker::Zip(unpacker) => unpacker.finish(archive)?,
+            StreamUnpacker::TarGz(unpacker) => unpacker.finish(archive)?,
         };
         output::sync_filesystem(dir.path())?;
         Ok((dir, stats, from))
@@ -101,6 +119,7 @@ impl StreamUnpacker {
 pub fn unpack_file(form: Form, archive: &Path, dir: &TempDir) -> Result<UnpackStats, UnpackError> {
     let stats = match form {
         Form::Zip => zip::unpack_file(archive, dir)?,
+        Form::TarGz => tar::unpack_file(archive, dir)?,
     };
     output::sync_filesystem(dir.path())?;
     Ok(stats)

@@ -53,6 +53,8 @@ pub(super) struct Joined<T> {
     pub dir: TempDir,
     /// `None` when the thread panicked.
     pub result: Option<T>,
+    /// Bytes the thread read: all the feed was given, unless restarted.
+    pub bytes: u64,
     /// The transfer started over: the bytes streamed are not the file's.
     pub restarted: bool,
 }
@@ -60,13 +62,14 @@ pub(super) struct Joined<T> {
 /// The unpacking side: the thread and the directory it writes into.
 pub(super) struct Stream<T: Send + 'static> {
     dir: Option<TempDir>,
-    thread: Option<JoinHandle<T>>,
+    thread: Option<JoinHandle<(T, u64)>>,
     restarted: Arc<AtomicBool>,
 }
 
 /// Runs `unpack` on a thread of its own over the blocks the returned feed
 /// is given, writing into `dir`. After `unpack` returns, the rest of the
-/// stream is read, so the writer never waits on a thread that is done.
+/// stream is read and counted, so the writer never waits on a thread
+/// that is done and [`Joined::bytes`] says whether it saw the whole file.
 pub(super) fn spawn<T, F>(dir: TempDir, unpack: F) -> io::Result<(Stream<T>, StreamFeed)>
 where
     T: Send + 'static,
@@ -80,10 +83,11 @@ where
             let mut reader = ChannelReader {
                 blocks: rx,
                 current: Bytes::new(),
+                bytes: 0,
             };
             let result = unpack(&mut reader, &target);
             reader.drain();
-            result
+            (result, reader.bytes)
         })?;
     let restarted = Arc::new(AtomicBool::new(false));
     Ok((
@@ -102,9 +106,9 @@ where
 impl<T: Send + 'static> Stream<T> {
     /// Waits for the thread; the feed must be dropped by then.
     pub fn join(mut self) -> Result<Joined<T>, UnpackError> {
-        let result = match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => Some(result),
-            _ => None,
+        let (result, bytes) = match self.thread.take().map(JoinHandle::join) {
+            Some(Ok((result, bytes))) => (Some(result), bytes),
+            _ => (None, 0),
         };
         let dir = self
             .dir
@@ -113,6 +117,7 @@ impl<T: Send + 'static> Stream<T> {
         Ok(Joined {
             dir,
             result,
+            bytes,
             restarted: self.restarted.load(Ordering::Relaxed),
         })
     }
@@ -141,6 +146,7 @@ impl<T: Send + 'static> Drop for Stream<T> {
 pub(super) struct ChannelReader {
     blocks: Receiver<Bytes>,
     current: Bytes,
+    bytes: u64,
 }
 
 impl ChannelReader {
@@ -159,7 +165,10 @@ impl BufRead for ChannelReader {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.current.is_empty() {
             match self.blocks.recv() {
-                Ok(block) => self.current = block,
+                Ok(block) => {
+                    self.bytes += block.len() as u64;
+                    self.current = block;
+                }
                 Err(_) => break,
             }
         }
