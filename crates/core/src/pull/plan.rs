@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use super::PullRequest;
 use crate::config::Config;
 use crate::error::{CoreError, Result};
-use crate::model_store::{default_model_name, file_name_for_key, validate_file_name};
+use crate::format::{default_model_name, Form};
+use crate::model_store::{file_name_for_key, validate_file_name};
 use crate::source::{ObjectInfo, ObjectSource};
 
 /// Which archives a pull wants.
@@ -135,10 +136,12 @@ pub fn validate_model_key(key: &str) -> Result<()> {
     }
     let file_name = key.rsplit('/').next().unwrap_or(key);
     validate_file_name(file_name)?;
-    if !file_name.ends_with(".mar") {
+    if Form::of(file_name).is_none() {
         return Err(CoreError::invalid(
             "model",
-            format!("{key:?} is not a model archive (the name must end with .mar)"),
+            format!(
+                "{key:?} is not a model archive (the name must end with .mar, .tar.gz or .tgz)"
+            ),
         ));
     }
     Ok(())
@@ -182,7 +185,7 @@ pub async fn plan(
             let objects = source.list(prefix).await?;
             if objects.is_empty() {
                 return Err(CoreError::NotFound(format!(
-                    "no model archives (*.mar) under {}",
+                    "no model archives (*.mar, *.tar.gz, *.tgz) under {}",
                     source.object_url(prefix)
                 )));
             }
@@ -247,6 +250,24 @@ mod tests {
             parse_selection("модели/ä.mar").unwrap(),
             Selection::Keys(vec!["модели/ä.mar".into()])
         );
+        assert_eq!(
+            parse_selection("a.tar.gz,b/c.tgz").unwrap(),
+            Selection::Keys(vec!["a.tar.gz".into(), "b/c.tgz".into()])
+        );
+    }
+
+    #[test]
+    fn every_form_is_listed_and_named_without_its_ending() {
+        for (ending, _) in Form::ENDINGS {
+            let key = format!("models/a{ending}");
+            assert!(crate::source::is_archive_key(&key), "{key} not listed");
+            assert!(validate_model_key(&key).is_ok(), "{key} refused");
+            assert_eq!(default_model_name(&format!("a{ending}")), "a");
+        }
+        for other in ["a.tar", "a.gz", "a.zip", "a.mar.bak"] {
+            assert!(!crate::source::is_archive_key(other), "{other} listed");
+            assert!(validate_model_key(other).is_err(), "{other} accepted");
+        }
     }
 
     #[test]
@@ -262,7 +283,7 @@ mod tests {
             ("/a.mar", "starts with '/'"),
             ("a\0.mar", "control"),
             ("a\n.mar", "control"),
-            ("a.txt", "must end with .mar"),
+            ("a.txt", "must end with .mar, .tar.gz or .tgz"),
             ("dir/..", "'..'"),
             ("dir/", "empty"),
             (long.as_str(), "255"),

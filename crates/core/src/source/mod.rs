@@ -60,9 +60,13 @@ pub async fn connect(
     Ok(Box::new(s3::S3Source::connect(cfg, bucket, ca_pem).await?))
 }
 
+/// The endings of model archive keys (`format::Form::ENDINGS`, which this
+/// stage cannot import, names the same; a test in `pull::plan` checks).
+const ARCHIVE_ENDINGS: [&str; 3] = [".mar", ".tar.gz", ".tgz"];
+
 /// Whether an object key names a model archive TorchServe can load.
 pub fn is_archive_key(key: &str) -> bool {
-    key.ends_with(".mar") && !key.ends_with('/')
+    ARCHIVE_ENDINGS.iter().any(|ending| key.ends_with(ending))
 }
 
 #[cfg(test)]
@@ -70,9 +74,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_mar_objects_are_archives() {
+    fn only_archive_objects_are_archives() {
         assert!(is_archive_key("models/a.mar"));
+        assert!(is_archive_key("models/a.tar.gz"));
+        assert!(is_archive_key("models/a.tgz"));
         assert!(!is_archive_key("models/readme.txt"));
         assert!(!is_archive_key("models/a.mar/"));
+        assert!(!is_archive_key("models/a.tar"));
     }
 }
