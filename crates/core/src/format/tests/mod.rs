@@ -4,8 +4,10 @@
 //! behind. Fixtures are built here (tar headers written by hand) or by
 //! Python's `zipfile`/`tarfile`, as `torch-model-archiver` builds them.
 
+mod stored_speed;
 mod tar_good;
 mod tar_hostile;
+mod zip_forms;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,17 @@ struct Bed {
 impl Bed {
     fn new(file_name: &str, bytes: &[u8]) -> Bed {
         Self::new_in(tempfile::tempdir().unwrap(), file_name, bytes)
+    }
+
+    /// In memory where there is a tmpfs: creating tens of thousands of
+    /// files on a loaded disk takes minutes.
+    fn in_memory(file_name: &str, bytes: &[u8]) -> Bed {
+        let shm = Path::new("/dev/shm");
+        let work = match shm.is_dir() {
+            true => tempfile::tempdir_in(shm).unwrap(),
+            false => tempfile::tempdir().unwrap(),
+        };
+        Self::new_in(work, file_name, bytes)
     }
 
     fn new_in(work: tempfile::TempDir, file_name: &str, bytes: &[u8]) -> Bed {
