@@ -1,26 +1,70 @@
 //! Model archives: [`make_mar`] builds a real TorchScript `.mar` with
-//! tests/support/make_mar.py, [`cached_mar`] keeps big ones between runs.
+//! tests/support/make_mar.py, [`make_model`] the same model in any form
+//! `torch-model-archiver --archive-format` writes (tgz, zip-store, a
+//! no-archive directory, weights split over several files), [`cached_mar`]
+//! keeps big ones between runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::{cache_dir, python, repo_root};
 
-/// A model archive built by tests/support/make_mar.py.
+/// A model archive (or model directory) built by tests/support/make_mar.py.
 #[derive(Debug, Clone)]
 pub struct Mar {
+    /// `NAME.mar`, `NAME.tar.gz`, or the directory `NAME/`.
     pub path: PathBuf,
+    /// Its size; for a directory, of every file under it.
     pub bytes: u64,
     /// The model's answer for x = 1.
     pub expected: f64,
 }
 
+/// The forms `torch-model-archiver --archive-format` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// `NAME.mar`, deflated entries.
+    Default,
+    /// `NAME.tar.gz`: every file under the folder `NAME/`.
+    Tgz,
+    /// `NAME.mar`, stored (not deflated) entries.
+    ZipStore,
+    /// The directory `NAME/`, `MAR-INF/MANIFEST.json` at its root.
+    NoArchive,
+}
+
+impl ArchiveFormat {
+    fn arg(self) -> &'static str {
+        match self {
+            ArchiveFormat::Default => "default",
+            ArchiveFormat::Tgz => "tgz",
+            ArchiveFormat::ZipStore => "zip-store",
+            ArchiveFormat::NoArchive => "no-archive",
+        }
+    }
+}
+
 pub fn make_mar(name: &str, size_mb: f64, out_dir: &Path, seed: u32) -> Mar {
+    make_model(name, size_mb, out_dir, seed, ArchiveFormat::Default, 1)
+}
+
+/// The test model in `format`, its weights split over `shards` files
+/// (`weights/shard-K-of-N.pt` beside the module when `shards` > 1).
+pub fn make_model(
+    name: &str,
+    size_mb: f64,
+    out_dir: &Path,
+    seed: u32,
+    format: ArchiveFormat,
+    shards: u32,
+) -> Mar {
     let output = Command::new(python())
         .arg(repo_root().join("tests/support/make_mar.py"))
         .args([name, &size_mb.to_string()])
         .arg(out_dir)
         .args(["--seed", &seed.to_string()])
+        .args(["--archive-format", format.arg()])
+        .args(["--shards", &shards.to_string()])
         .output()
         .expect("run make_mar.py");
     assert!(
