@@ -11,6 +11,7 @@ mod crash;
 mod deadlines;
 mod docs;
 mod faults;
+mod formats;
 mod front;
 mod identity;
 mod jobs;
