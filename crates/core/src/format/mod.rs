@@ -2,18 +2,19 @@
 //! TorchServe registers as it is: [`Form::of`] tells the form by the file
 //! name, [`stream_unpacker`] unpacks it while it downloads,
 //! [`unpack_file`] from the finished file. Each form is one file:
-//! [`zip`] (`.mar`: deflated or stored entries, zip64) and
-//! [`tar`] (`.tar.gz`, `.tgz`); [`stream`] is the streaming plumbing they
-//! share, [`output`] how they write files. Directory models go beside them.
+//! `zip.rs` (`.mar`: deflated or stored entries, zip64) and `tar.rs`
+//! (`.tar.gz`, `.tgz`; names placed by `tar_names.rs`); `stream.rs` is the
+//! streaming plumbing they share, `output.rs` how they write files.
+//! Directory models go beside them.
 //!
 //! May import: `error`, `model_store` (staging), `transfer::writer` (the
 //! block tap a streaming unpacker implements).
 
 mod output;
 mod stream;
-pub mod tar;
+mod tar;
 mod tar_names;
-pub mod zip;
+mod zip;
 
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use stream::Stream;
 pub use stream::StreamFeed;
 
 use crate::model_store::TempDir;
@@ -76,25 +78,28 @@ pub fn default_model_name(file_name: &str) -> String {
 }
 
 /// The unpacking side of a streaming unpack, whatever the form.
-pub enum StreamUnpacker {
-    Zip(zip::Unpacker),
-    TarGz(tar::Unpacker),
+pub struct StreamUnpacker(Unpacking);
+
+enum Unpacking {
+    Zip(Stream<zip::StreamResult>),
+    TarGz(Stream<tar::StreamResult>),
 }
 
 /// Starts unpacking an archive of `form` into `dir` as it streams in:
 /// hand the feed to the download's writer as its tap, then call
 /// [`StreamUnpacker::finish`] once the file is complete and verified.
 pub fn stream_unpacker(form: Form, dir: TempDir) -> io::Result<(StreamUnpacker, StreamFeed)> {
-    Ok(match form {
+    let (unpacking, feed) = match form {
         Form::Zip => {
-            let (unpacker, feed) = zip::stream_unpacker(dir)?;
-            (StreamUnpacker::Zip(unpacker), feed)
+            let (stream, feed) = stream::spawn(dir, zip::unpack_stream)?;
+            (Unpacking::Zip(stream), feed)
         }
         Form::TarGz => {
-            let (unpacker, feed) = tar::stream_unpacker(dir)?;
-            (StreamUnpacker::TarGz(unpacker), feed)
+            let (stream, feed) = stream::spawn(dir, tar::unpack_stream)?;
+            (Unpacking::TarGz(stream), feed)
         }
-    })
+    };
+    Ok((StreamUnpacker(unpacking), feed))
 }
 
 impl StreamUnpacker {
@@ -105,9 +110,9 @@ impl StreamUnpacker {
         self,
         archive: &Path,
     ) -> Result<(TempDir, UnpackStats, UnpackedFrom), UnpackError> {
-        let (dir, stats, from) = match self {
-            StreamUnpacker::Zip(unpacker) => unpacker.finish(archive)?,
-            StreamUnpacker::TarGz(unpacker) => unpacker.finish(archive)?,
+        let (dir, stats, from) = match self.0 {
+            Unpacking::Zip(stream) => zip::finish(stream, archive)?,
+            Unpacking::TarGz(stream) => tar::finish(stream, archive)?,
         };
         output::sync_filesystem(dir.path())?;
         Ok((dir, stats, from))

@@ -32,7 +32,7 @@ use flate2::bufread::MultiGzDecoder;
 use super::output::{
     copy_into, create_dirs, create_file, layout_error, remove_file_at, COPY_BUFFER,
 };
-use super::stream::{self, StreamFeed};
+use super::stream::{ChannelReader, Stream};
 use super::tar_names::{entry_path, symlink_target, MAX_LINK_HOPS};
 use super::{empty_dir, Form, UnpackError, UnpackStats, UnpackedFrom};
 use crate::model_store::TempDir;
@@ -44,45 +44,37 @@ const HEADER_BYTES_MAX: u64 = 1 << 20;
 /// Tar block size: the end-of-archive marker is two zero blocks.
 const BLOCK: u64 = 512;
 
-type StreamResult = Result<UnpackStats, UnpackError>;
+pub(super) type StreamResult = Result<UnpackStats, UnpackError>;
 
-/// The unpacking side of a streaming unpack.
-pub struct Unpacker {
-    stream: stream::Stream<StreamResult>,
-}
-
-/// Starts unpacking into `dir` whatever the returned feed is given.
-pub fn stream_unpacker(dir: TempDir) -> io::Result<(Unpacker, StreamFeed)> {
-    let (stream, feed) = stream::spawn(dir, |reader, dir| unpack(reader, dir))?;
-    Ok((Unpacker { stream }, feed))
-}
-
-impl Unpacker {
-    /// Ends the unpack once `archive`, the file the stream was written to,
-    /// is complete and verified. The feed must be dropped by then.
-    pub fn finish(
-        self,
-        archive: &Path,
-    ) -> Result<(TempDir, UnpackStats, UnpackedFrom), UnpackError> {
-        let joined = self.stream.join()?;
-        is_gzip(archive)?;
-        let whole = !joined.restarted && joined.bytes == fs::metadata(archive)?.len();
-        match joined.result {
-            Some(result) if whole => return Ok((joined.dir, result?, UnpackedFrom::Stream)),
-            Some(_) => tracing::debug!(
-                "{}: the stream did not see the whole file; unpacking the file",
-                archive.display()
-            ),
-            None => tracing::warn!("{}: the unpacking thread panicked", archive.display()),
-        }
-        empty_dir(joined.dir.path())?;
-        let stats = unpack_file(archive, &joined.dir)?;
-        Ok((joined.dir, stats, UnpackedFrom::File))
+/// Ends a streaming unpack once `archive`, the file the stream was
+/// written to, is complete and verified. The feed must be dropped by then.
+pub(super) fn finish(
+    stream: Stream<StreamResult>,
+    archive: &Path,
+) -> Result<(TempDir, UnpackStats, UnpackedFrom), UnpackError> {
+    let joined = stream.join()?;
+    is_gzip(archive)?;
+    let whole = !joined.restarted && joined.bytes == fs::metadata(archive)?.len();
+    match joined.result {
+        Some(result) if whole => return Ok((joined.dir, result?, UnpackedFrom::Stream)),
+        Some(_) => tracing::debug!(
+            "{}: the stream did not see the whole file; unpacking the file",
+            archive.display()
+        ),
+        None => tracing::warn!("{}: the unpacking thread panicked", archive.display()),
     }
+    empty_dir(joined.dir.path())?;
+    let stats = unpack_file(archive, &joined.dir)?;
+    Ok((joined.dir, stats, UnpackedFrom::File))
+}
+
+/// What the stream thread runs (see [`super::stream::spawn`]).
+pub(super) fn unpack_stream(reader: &mut ChannelReader, dir: &Path) -> StreamResult {
+    unpack(reader, dir)
 }
 
 /// Unpacks the complete archive at `archive` into `dir`.
-pub fn unpack_file(archive: &Path, dir: &TempDir) -> Result<UnpackStats, UnpackError> {
+pub(super) fn unpack_file(archive: &Path, dir: &TempDir) -> Result<UnpackStats, UnpackError> {
     is_gzip(archive)?;
     let file = File::open(archive)?;
     unpack(BufReader::with_capacity(COPY_BUFFER, file), dir.path())

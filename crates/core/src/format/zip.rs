@@ -3,7 +3,7 @@
 //! TorchServe to unzip the archive on one core.
 //!
 //! While the archive downloads, a thread of its own inflates the entries
-//! from the same blocks the writer stores (the [`StreamFeed`]): unpacking
+//! from the same blocks the writer stores (the [`super::StreamFeed`]): unpacking
 //! overlaps the transfer. When the download ends, what the stream
 //! produced is checked against the archive's central directory. Where the
 //! stream cannot be used (a transfer restarted from byte 0, an archive the
@@ -19,7 +19,7 @@
 //! refused, no symbolic link is created, as TorchServe's own unzip does).
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use zip::read::ZipFile;
@@ -27,7 +27,7 @@ use zip::result::ZipError;
 use zip::ZipArchive;
 
 use super::output::{copy_into, create_dirs, create_file, COPY_BUFFER};
-use super::stream::{self, StreamFeed};
+use super::stream::Stream;
 use super::{empty_dir, Form, UnpackError, UnpackStats, UnpackedFrom};
 use crate::model_store::TempDir;
 
@@ -43,59 +43,46 @@ impl From<ZipError> for UnpackError {
 /// An entry as the archive describes it; what the stream unpacked must
 /// match the central directory entry for entry.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct EntryDigest {
+pub(super) struct EntryDigest {
     name: String,
     crc32: u32,
     size: u64,
 }
 
-type StreamResult = Result<(Vec<EntryDigest>, UnpackStats), UnpackError>;
+pub(super) type StreamResult = Result<(Vec<EntryDigest>, UnpackStats), UnpackError>;
 
-/// The unpacking side of a streaming unpack.
-pub struct Unpacker {
-    stream: stream::Stream<StreamResult>,
-}
-
-/// Starts unpacking into `dir` whatever the returned feed is given.
-pub fn stream_unpacker(dir: TempDir) -> io::Result<(Unpacker, StreamFeed)> {
-    let (stream, feed) = stream::spawn(dir, unpack_stream)?;
-    Ok((Unpacker { stream }, feed))
-}
-
-impl Unpacker {
-    /// Ends the unpack once `archive`, the file the stream was written to,
-    /// is complete and verified. The feed must be dropped by then.
-    pub fn finish(
-        self,
-        archive: &Path,
-    ) -> Result<(TempDir, UnpackStats, UnpackedFrom), UnpackError> {
-        let joined = self.stream.join()?;
-        if !joined.restarted {
-            match joined.result {
-                Some(Ok((entries, stats))) => {
-                    if central_directory(archive)? == sorted(entries) {
-                        return Ok((joined.dir, stats, UnpackedFrom::Stream));
-                    }
-                    tracing::info!(
-                        "{}: streamed entries differ from the central directory; unpacking the file",
-                        archive.display()
-                    );
+/// Ends a streaming unpack once `archive`, the file the stream was
+/// written to, is complete and verified. The feed must be dropped by then.
+pub(super) fn finish(
+    stream: Stream<StreamResult>,
+    archive: &Path,
+) -> Result<(TempDir, UnpackStats, UnpackedFrom), UnpackError> {
+    let joined = stream.join()?;
+    if !joined.restarted {
+        match joined.result {
+            Some(Ok((entries, stats))) => {
+                if central_directory(archive)? == sorted(entries) {
+                    return Ok((joined.dir, stats, UnpackedFrom::Stream));
                 }
-                // Disk errors come back from the file unpack too.
-                Some(Err(e)) => {
-                    tracing::debug!("{}: streaming unpack stopped: {e}", archive.display())
-                }
-                None => tracing::warn!("{}: the unpacking thread panicked", archive.display()),
+                tracing::info!(
+                    "{}: streamed entries differ from the central directory; unpacking the file",
+                    archive.display()
+                );
             }
+            // Disk errors come back from the file unpack too.
+            Some(Err(e)) => {
+                tracing::debug!("{}: streaming unpack stopped: {e}", archive.display())
+            }
+            None => tracing::warn!("{}: the unpacking thread panicked", archive.display()),
         }
-        empty_dir(joined.dir.path())?;
-        let stats = unpack_file(archive, &joined.dir)?;
-        Ok((joined.dir, stats, UnpackedFrom::File))
     }
+    empty_dir(joined.dir.path())?;
+    let stats = unpack_file(archive, &joined.dir)?;
+    Ok((joined.dir, stats, UnpackedFrom::File))
 }
 
 /// Unpacks the complete archive at `archive` into `dir`.
-pub fn unpack_file(archive: &Path, dir: &TempDir) -> Result<UnpackStats, UnpackError> {
+pub(super) fn unpack_file(archive: &Path, dir: &TempDir) -> Result<UnpackStats, UnpackError> {
     let mut file = File::open(archive)?;
     let mut magic = [0u8; 4];
     let is_zip =
@@ -113,7 +100,8 @@ pub fn unpack_file(archive: &Path, dir: &TempDir) -> Result<UnpackStats, UnpackE
     Ok(stats)
 }
 
-fn unpack_stream(reader: &mut impl Read, dir: &Path) -> StreamResult {
+/// What the stream thread runs (see [`super::stream::spawn`]).
+pub(super) fn unpack_stream(reader: &mut impl Read, dir: &Path) -> StreamResult {
     let mut entries = Vec::new();
     let mut stats = UnpackStats::default();
     let mut buffer = vec![0u8; COPY_BUFFER];
@@ -188,6 +176,7 @@ fn sorted(mut entries: Vec<EntryDigest>) -> Vec<EntryDigest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::{stream_unpacker, StreamFeed};
     use crate::model_store::ModelStore;
     use crate::transfer::writer::BlockTap;
     use bytes::Bytes;
@@ -253,7 +242,7 @@ mod tests {
         let bytes = fs::read(&archive).unwrap();
 
         let (unpacker, mut feed) =
-            stream_unpacker(store.create_temp_dir("m.mar").unwrap()).unwrap();
+            stream_unpacker(Form::Zip, store.create_temp_dir("m.mar").unwrap()).unwrap();
         feed_in_blocks(&mut feed, &bytes, 4096);
         drop(feed);
         let (dir, stats, from) = unpacker.finish(&archive).unwrap();
@@ -276,7 +265,7 @@ mod tests {
 
         // Half the bytes, then the transfer starts over.
         let (unpacker, mut feed) =
-            stream_unpacker(store.create_temp_dir("m.mar").unwrap()).unwrap();
+            stream_unpacker(Form::Zip, store.create_temp_dir("m.mar").unwrap()).unwrap();
         feed_in_blocks(&mut feed, &bytes[..bytes.len() / 2], 1000);
         feed.restart();
         feed_in_blocks(&mut feed, &bytes, 1000);
@@ -286,7 +275,8 @@ mod tests {
         assert_unpacked(dir.path(), &files);
 
         // Nothing streamed at all (a hard-linked archive).
-        let (unpacker, feed) = stream_unpacker(store.create_temp_dir("m.mar").unwrap()).unwrap();
+        let (unpacker, feed) =
+            stream_unpacker(Form::Zip, store.create_temp_dir("m.mar").unwrap()).unwrap();
         drop(feed);
         let (dir, _, from) = unpacker.finish(&archive).unwrap();
         assert_eq!(from, UnpackedFrom::File);
@@ -306,7 +296,7 @@ mod tests {
         fs::write(&archive, &bytes).unwrap();
 
         let (unpacker, mut feed) =
-            stream_unpacker(store.create_temp_dir("m.mar").unwrap()).unwrap();
+            stream_unpacker(Form::Zip, store.create_temp_dir("m.mar").unwrap()).unwrap();
         feed_in_blocks(&mut feed, &bytes, 65536);
         drop(feed);
         let err = unpacker.finish(&archive).unwrap_err();
@@ -358,7 +348,7 @@ mod tests {
         sample_zip(&archive);
         let bytes = fs::read(&archive).unwrap();
         let (unpacker, mut feed) =
-            stream_unpacker(store.create_temp_dir("m.mar").unwrap()).unwrap();
+            stream_unpacker(Form::Zip, store.create_temp_dir("m.mar").unwrap()).unwrap();
         feed_in_blocks(&mut feed, &bytes[..bytes.len() / 3], 4096);
         drop(feed);
         drop(unpacker);
