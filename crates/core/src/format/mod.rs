@@ -42,7 +42,8 @@ pub enum Form {
 impl Form {
     /// The file name endings of each form: what `model=` accepts and
     /// `model=all` lists (TorchServe loads every other file as a tar.gz,
-    /// but only these are model archives by name).
+    /// but only these are model archives by name). The default model name
+    /// is the file name without it (`model_store::default_model_name`).
     pub const ENDINGS: [(&'static str, Form); 3] = [
         (".mar", Form::Zip),
         (".tar.gz", Form::TarGz),
@@ -65,16 +66,6 @@ impl std::fmt::Display for Form {
             Form::TarGz => "tar.gz",
         })
     }
-}
-
-/// The model name an archive registers under by default: its file name
-/// without the form's ending (`a.mar`, `a.tar.gz` and `a.tgz` are `a`).
-pub fn default_model_name(file_name: &str) -> String {
-    Form::ENDINGS
-        .iter()
-        .find_map(|(ending, _)| file_name.strip_suffix(ending))
-        .unwrap_or(file_name)
-        .to_string()
 }
 
 /// The unpacking side of a streaming unpack, whatever the form.

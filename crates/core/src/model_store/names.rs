@@ -43,10 +43,13 @@ pub fn file_name_for_key(key: &str) -> Result<String> {
 }
 
 /// The model name TorchServe registers an archive under by default: the file
-/// name without its `.mar` extension.
+/// name without its ending (`a.mar`, `a.tar.gz` and `a.tgz` are `a`; the
+/// endings of `format::Form`, which this stage cannot import; a test in
+/// `pull::plan` checks they agree).
 pub fn default_model_name(file_name: &str) -> String {
-    file_name
-        .strip_suffix(".mar")
+    [".mar", ".tar.gz", ".tgz"]
+        .iter()
+        .find_map(|ending| file_name.strip_suffix(ending))
         .unwrap_or(file_name)
         .to_string()
 }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use super::PullRequest;
 use crate::config::Config;
 use crate::error::{CoreError, Result};
-use crate::format::{default_model_name, Form};
-use crate::model_store::{file_name_for_key, validate_file_name};
+use crate::format::Form;
+use crate::model_store::{default_model_name, file_name_for_key, validate_file_name};
 use crate::source::{ObjectInfo, ObjectSource};
 
 /// Which archives a pull wants.
