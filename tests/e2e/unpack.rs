@@ -176,11 +176,29 @@ fn zip_names(archive: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// Writes `argv[1]`, a `.mar` whose one entry inflates to 64 MiB of
+/// zeros, and `argv[2]`, a tgz of 300 one-byte files.
+const BOMB_AND_FLOOD: &str = r#"
+import io, sys, tarfile, zipfile
+with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("MAR-INF/MANIFEST.json", "{}")
+    z.writestr("w.pt", bytes(64 << 20))
+with tarfile.open(sys.argv[2], "w:gz") as t:
+    for i in range(300):
+        info = tarfile.TarInfo(f"m/f{i}")
+        info.size = 1
+        t.addfile(info, io.BytesIO(b"x"))
+"#;
+
 #[test]
 fn archives_that_cannot_be_unpacked_safely_are_refused_and_leave_nothing() {
     let stack = Stack::builder().start_with_torchserve();
     let Stack {
-        work, origin, ts, ..
+        work,
+        origin,
+        ts,
+        config,
+        ..
     } = stack;
     let good = make_mar("fine", 1.0, &work.path().join("mars"), 24);
     origin.upload(&format!("{PREFIX}fine.mar"), &good.path);
@@ -207,8 +225,39 @@ fn archives_that_cannot_be_unpacked_safely_are_refused_and_leave_nothing() {
     assert!(made.success());
     origin.upload(&format!("{PREFIX}escaping.mar"), &escaping);
 
+    // A deflate bomb (64 MiB of zeros in a few hundred KiB) and a tgz of
+    // 300 tiny entries, pulled under `unpack` bounds they break.
+    let bomb = work.path().join("bomb.mar");
+    let flood = work.path().join("flood.tgz");
+    let made = std::process::Command::new(dragonfly_endpoint_testbed::python())
+        .args(["-c", BOMB_AND_FLOOD])
+        .arg(&bomb)
+        .arg(&flood)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 1 << 20);
+    origin.upload(&format!("{PREFIX}bomb.mar"), &bomb);
+    origin.upload(&format!("{PREFIX}flood.tgz"), &flood);
+    let bounded = config_variant(&config, "bounded.json", |c| {
+        c["unpack"] = json!({"max_bytes": 16 << 20, "max_entries": 100});
+    });
+
     let store = ts.model_store();
     let before = store_entries(&store);
+
+    for (name, needle) in [
+        ("bomb.mar", "unpack.max_bytes"),
+        ("flood.tgz", "unpack.max_entries"),
+    ] {
+        let path = format!("/dragonfly?config={}&model={name}", bounded.display());
+        let (status, report) = call(&ts, "PUT", &path);
+        let message = assert_error(status, &report, 400);
+        assert_eq!(report["type"], "InvalidModelException", "{report:#}");
+        assert!(message.contains(needle), "{message}");
+        assert!(!store.join(name).exists(), "{name} left in the store");
+        assert!(unpacked(&store).is_empty(), "{:?}", unpacked(&store));
+    }
 
     for (name, needle) in [("flipped.mar", "flipped.mar"), ("escaping.mar", "outside")] {
         let (status, report) = call(&ts, "PUT", &format!("/dragonfly?model={name}"));

@@ -30,6 +30,23 @@ pub use stream::StreamFeed;
 
 use crate::model_store::TempDir;
 
+/// What one archive may unpack to (the config's `unpack` section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Total bytes of all files.
+    pub max_bytes: u64,
+    /// Entries (files, directories, links).
+    pub max_entries: u64,
+}
+
+impl Limits {
+    /// No bound but the disk's free space (tests, tools).
+    pub const NONE: Limits = Limits {
+        max_bytes: u64::MAX,
+        max_entries: u64::MAX,
+    };
+}
+
 /// The archive forms this plugin unpacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
@@ -72,22 +89,26 @@ impl std::fmt::Display for Form {
 pub struct StreamUnpacker(Unpacking);
 
 enum Unpacking {
-    Zip(Stream<zip::StreamResult>),
-    TarGz(Stream<tar::StreamResult>),
+    Zip(Stream<zip::StreamResult>, Limits),
+    TarGz(Stream<tar::StreamResult>, Limits),
 }
 
 /// Starts unpacking an archive of `form` into `dir` as it streams in:
 /// hand the feed to the download's writer as its tap, then call
 /// [`StreamUnpacker::finish`] once the file is complete and verified.
-pub fn stream_unpacker(form: Form, dir: TempDir) -> io::Result<(StreamUnpacker, StreamFeed)> {
+pub fn stream_unpacker(
+    form: Form,
+    dir: TempDir,
+    limits: Limits,
+) -> io::Result<(StreamUnpacker, StreamFeed)> {
     let (unpacking, feed) = match form {
         Form::Zip => {
-            let (stream, feed) = stream::spawn(dir, zip::unpack_stream)?;
-            (Unpacking::Zip(stream), feed)
+            let (stream, feed) = stream::spawn(dir, move |r, d| zip::unpack_stream(r, d, limits))?;
+            (Unpacking::Zip(stream, limits), feed)
         }
         Form::TarGz => {
-            let (stream, feed) = stream::spawn(dir, tar::unpack_stream)?;
-            (Unpacking::TarGz(stream), feed)
+            let (stream, feed) = stream::spawn(dir, move |r, d| tar::unpack_stream(r, d, limits))?;
+            (Unpacking::TarGz(stream, limits), feed)
         }
     };
     Ok((StreamUnpacker(unpacking), feed))
@@ -102,8 +123,8 @@ impl StreamUnpacker {
         archive: &Path,
     ) -> Result<(TempDir, UnpackStats, UnpackedFrom), UnpackError> {
         let (dir, stats, from) = match self.0 {
-            Unpacking::Zip(stream) => zip::finish(stream, archive)?,
-            Unpacking::TarGz(stream) => tar::finish(stream, archive)?,
+            Unpacking::Zip(stream, limits) => zip::finish(stream, archive, limits)?,
+            Unpacking::TarGz(stream, limits) => tar::finish(stream, archive, limits)?,
         };
         output::sync_filesystem(dir.path())?;
         Ok((dir, stats, from))
@@ -112,10 +133,15 @@ impl StreamUnpacker {
 
 /// Unpacks the finished archive at `archive`, of `form`, into `dir` and
 /// syncs it, ready to commit.
-pub fn unpack_file(form: Form, archive: &Path, dir: &TempDir) -> Result<UnpackStats, UnpackError> {
+pub fn unpack_file(
+    form: Form,
+    archive: &Path,
+    dir: &TempDir,
+    limits: Limits,
+) -> Result<UnpackStats, UnpackError> {
     let stats = match form {
-        Form::Zip => zip::unpack_file(archive, dir)?,
-        Form::TarGz => tar::unpack_file(archive, dir)?,
+        Form::Zip => zip::unpack_file(archive, dir, limits)?,
+        Form::TarGz => tar::unpack_file(archive, dir, limits)?,
     };
     output::sync_filesystem(dir.path())?;
     Ok(stats)

@@ -14,9 +14,9 @@
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::UnpackError;
+use super::{Limits, UnpackError};
 use crate::transfer::writer::SYNC_EVERY_BYTES;
 
 /// Read and write size while copying an entry out.
@@ -102,4 +102,80 @@ pub(super) fn sync_filesystem(dir: &Path) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Counts an archive's entries against its [`Limits`] and the disk, before
+/// each is written: a deflate bomb or a flood of entries is refused before
+/// it fills the disk TorchServe shares. A name given twice counts twice
+/// (the later entry replaces the earlier, as tar and TorchServe's own
+/// unzip do).
+pub(super) struct Budget {
+    limits: Limits,
+    dir: PathBuf,
+    entries: u64,
+    bytes: u64,
+}
+
+impl Budget {
+    pub(super) fn new(limits: Limits, dir: &Path) -> Self {
+        Budget {
+            limits,
+            dir: dir.to_path_buf(),
+            entries: 0,
+            bytes: 0,
+        }
+    }
+
+    /// A directory entry: it only counts.
+    pub(super) fn admit_dir(&mut self, name: &str) -> Result<(), UnpackError> {
+        self.count(name)
+    }
+
+    /// A file of `declared` bytes: counted, within
+    /// the byte bound and the free space of the disk. The forms enforce the
+    /// declared size while copying (a zip entry may not inflate past it, a
+    /// tar entry is exactly it).
+    pub(super) fn admit_file(&mut self, name: &str, declared: u64) -> Result<(), UnpackError> {
+        self.count(name)?;
+        self.bytes = self.bytes.saturating_add(declared);
+        if self.bytes > self.limits.max_bytes {
+            return Err(UnpackError::Invalid(format!(
+                "the archive unpacks to more than {} bytes (unpack.max_bytes) at entry {name:?}",
+                self.limits.max_bytes
+            )));
+        }
+        let free = free_bytes(&self.dir)?;
+        if declared > free {
+            return Err(UnpackError::Io(io::Error::new(
+                ErrorKind::StorageFull,
+                format!("entry {name:?} needs {declared} bytes, {free} are free"),
+            )));
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, name: &str) -> Result<(), UnpackError> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(UnpackError::Invalid(format!(
+                "the archive has more than {} entries (unpack.max_entries) at {name:?}",
+                self.limits.max_entries
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem of `dir`.
+fn free_bytes(dir: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::other("a path with NUL"))?;
+    // SAFETY: statvfs(2) writes one struct into `stat`, which is zeroed and
+    // big enough; `path` is a valid C string for the call.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }

@@ -30,11 +30,11 @@ use ::tar::{Archive, EntryType};
 use flate2::bufread::MultiGzDecoder;
 
 use super::output::{
-    copy_into, create_dirs, create_file, layout_error, remove_file_at, COPY_BUFFER,
+    copy_into, create_dirs, create_file, layout_error, remove_file_at, Budget, COPY_BUFFER,
 };
 use super::stream::{ChannelReader, Stream};
 use super::tar_names::{entry_path, symlink_target, MAX_LINK_HOPS};
-use super::{empty_dir, Form, UnpackError, UnpackStats, UnpackedFrom};
+use super::{empty_dir, Form, Limits, UnpackError, UnpackStats, UnpackedFrom};
 use crate::model_store::TempDir;
 
 /// Bytes the tar reader may hold between two entries (headers, PAX
@@ -51,6 +51,7 @@ pub(super) type StreamResult = Result<UnpackStats, UnpackError>;
 pub(super) fn finish(
     stream: Stream<StreamResult>,
     archive: &Path,
+    limits: Limits,
 ) -> Result<(TempDir, UnpackStats, UnpackedFrom), UnpackError> {
     let joined = stream.join()?;
     is_gzip(archive)?;
@@ -64,20 +65,32 @@ pub(super) fn finish(
         None => tracing::warn!("{}: the unpacking thread panicked", archive.display()),
     }
     empty_dir(joined.dir.path())?;
-    let stats = unpack_file(archive, &joined.dir)?;
+    let stats = unpack_file(archive, &joined.dir, limits)?;
     Ok((joined.dir, stats, UnpackedFrom::File))
 }
 
 /// What the stream thread runs (see [`super::stream::spawn`]).
-pub(super) fn unpack_stream(reader: &mut ChannelReader, dir: &Path) -> StreamResult {
-    unpack(reader, dir)
+pub(super) fn unpack_stream(
+    reader: &mut ChannelReader,
+    dir: &Path,
+    limits: Limits,
+) -> StreamResult {
+    unpack(reader, dir, limits)
 }
 
 /// Unpacks the complete archive at `archive` into `dir`.
-pub(super) fn unpack_file(archive: &Path, dir: &TempDir) -> Result<UnpackStats, UnpackError> {
+pub(super) fn unpack_file(
+    archive: &Path,
+    dir: &TempDir,
+    limits: Limits,
+) -> Result<UnpackStats, UnpackError> {
     is_gzip(archive)?;
     let file = File::open(archive)?;
-    unpack(BufReader::with_capacity(COPY_BUFFER, file), dir.path())
+    unpack(
+        BufReader::with_capacity(COPY_BUFFER, file),
+        dir.path(),
+        limits,
+    )
 }
 
 /// Anything but gzip is left to TorchServe, as a zip that is not one.
@@ -105,7 +118,7 @@ struct Tree {
     symlinks: HashMap<PathBuf, PathBuf>,
 }
 
-fn unpack(reader: impl BufRead, dir: &Path) -> StreamResult {
+fn unpack(reader: impl BufRead, dir: &Path, limits: Limits) -> StreamResult {
     let allowance = Rc::new(Cell::new(Some(HEADER_BYTES_MAX)));
     let gzip = Bounded {
         inner: MultiGzDecoder::new(reader),
@@ -114,6 +127,7 @@ fn unpack(reader: impl BufRead, dir: &Path) -> StreamResult {
     let mut archive = Archive::new(gzip);
     let mut tree = Tree::default();
     let mut buffer = vec![0u8; COPY_BUFFER];
+    let mut budget = Budget::new(limits, dir);
     {
         let mut entries = archive.entries().map_err(invalid)?;
         loop {
@@ -121,7 +135,7 @@ fn unpack(reader: impl BufRead, dir: &Path) -> StreamResult {
             let Some(entry) = entries.next() else { break };
             allowance.set(None);
             let mut entry = entry.map_err(invalid)?;
-            write_entry(&mut entry, dir, &mut tree, &mut buffer)?;
+            write_entry(&mut entry, dir, &mut tree, &mut buffer, &mut budget)?;
             // Data of entries that are not files is read and dropped here,
             // not inside the next header's allowance.
             io::copy(&mut entry, &mut io::sink()).map_err(invalid)?;
@@ -138,6 +152,7 @@ fn write_entry(
     dir: &Path,
     tree: &mut Tree,
     buffer: &mut [u8],
+    budget: &mut Budget,
 ) -> Result<(), UnpackError> {
     let kind = entry.header().entry_type();
     if kind == EntryType::XGlobalHeader {
@@ -157,6 +172,7 @@ fn write_entry(
     tree.symlinks.remove(&relative);
     match kind {
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            budget.admit_file(&name, entry.size())?;
             let mut out = create_file(&path, &name)?;
             let written = copy_into(entry, &mut out, buffer, &name)?;
             if written != entry.size() {
@@ -169,8 +185,12 @@ fn write_entry(
             tree.stats.files += 1;
             tree.stats.bytes += written;
         }
-        EntryType::Directory => create_dirs(&path, &name)?,
+        EntryType::Directory => {
+            budget.admit_dir(&name)?;
+            create_dirs(&path, &name)?
+        }
         EntryType::Link => {
+            budget.admit_file(&name, 0)?;
             let target = link_name(entry, &name)?;
             let target = entry_path(&target, false)?
                 .filter(|t| tree.files.contains(t))
@@ -186,6 +206,7 @@ fn write_entry(
             }
         }
         EntryType::Symlink => {
+            budget.admit_file(&name, 0)?;
             let target = symlink_target(&relative, &link_name(entry, &name)?)?;
             tree.files.remove(&relative);
             remove_file_at(&path, &name)?;

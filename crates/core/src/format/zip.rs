@@ -26,9 +26,9 @@ use zip::read::ZipFile;
 use zip::result::ZipError;
 use zip::ZipArchive;
 
-use super::output::{copy_into, create_dirs, create_file, COPY_BUFFER};
+use super::output::{copy_into, create_dirs, create_file, Budget, COPY_BUFFER};
 use super::stream::Stream;
-use super::{empty_dir, Form, UnpackError, UnpackStats, UnpackedFrom};
+use super::{empty_dir, Form, Limits, UnpackError, UnpackStats, UnpackedFrom};
 use crate::model_store::TempDir;
 
 impl From<ZipError> for UnpackError {
@@ -56,6 +56,7 @@ pub(super) type StreamResult = Result<(Vec<EntryDigest>, UnpackStats), UnpackErr
 pub(super) fn finish(
     stream: Stream<StreamResult>,
     archive: &Path,
+    limits: Limits,
 ) -> Result<(TempDir, UnpackStats, UnpackedFrom), UnpackError> {
     let joined = stream.join()?;
     if !joined.restarted {
@@ -77,12 +78,16 @@ pub(super) fn finish(
         }
     }
     empty_dir(joined.dir.path())?;
-    let stats = unpack_file(archive, &joined.dir)?;
+    let stats = unpack_file(archive, &joined.dir, limits)?;
     Ok((joined.dir, stats, UnpackedFrom::File))
 }
 
 /// Unpacks the complete archive at `archive` into `dir`.
-pub(super) fn unpack_file(archive: &Path, dir: &TempDir) -> Result<UnpackStats, UnpackError> {
+pub(super) fn unpack_file(
+    archive: &Path,
+    dir: &TempDir,
+    limits: Limits,
+) -> Result<UnpackStats, UnpackError> {
     let mut file = File::open(archive)?;
     let mut magic = [0u8; 4];
     let is_zip =
@@ -93,21 +98,29 @@ pub(super) fn unpack_file(archive: &Path, dir: &TempDir) -> Result<UnpackStats, 
     let mut zip = ZipArchive::new(BufReader::with_capacity(COPY_BUFFER, File::open(archive)?))?;
     let mut stats = UnpackStats::default();
     let mut buffer = vec![0u8; COPY_BUFFER];
+    let mut budget = Budget::new(limits, dir.path());
     for index in 0..zip.len() {
         let mut entry = zip.by_index(index)?;
-        write_entry(&mut entry, dir.path(), &mut buffer, &mut stats)?;
+        write_entry(&mut entry, dir.path(), &mut buffer, &mut stats, &mut budget)?;
     }
     Ok(stats)
 }
 
 /// What the stream thread runs (see [`super::stream::spawn`]).
-pub(super) fn unpack_stream(reader: &mut impl Read, dir: &Path) -> StreamResult {
+pub(super) fn unpack_stream(reader: &mut impl Read, dir: &Path, limits: Limits) -> StreamResult {
     let mut entries = Vec::new();
     let mut stats = UnpackStats::default();
     let mut buffer = vec![0u8; COPY_BUFFER];
+    let mut budget = Budget::new(limits, dir);
     // Ends at the central directory; the writer stores the rest anyway.
     while let Some(mut entry) = zip::read::read_zipfile_from_stream(reader)? {
-        entries.push(write_entry(&mut entry, dir, &mut buffer, &mut stats)?);
+        entries.push(write_entry(
+            &mut entry,
+            dir,
+            &mut buffer,
+            &mut stats,
+            &mut budget,
+        )?);
     }
     Ok((entries, stats))
 }
@@ -129,6 +142,7 @@ fn write_entry<R: Read>(
     dir: &Path,
     buffer: &mut [u8],
     stats: &mut UnpackStats,
+    budget: &mut Budget,
 ) -> Result<EntryDigest, UnpackError> {
     let (name, path) = place(entry, dir)?;
     let digest = EntryDigest {
@@ -137,11 +151,16 @@ fn write_entry<R: Read>(
         size: entry.size(),
     };
     if entry.is_dir() {
+        budget.admit_dir(&name)?;
         create_dirs(&path, &name)?;
         return Ok(digest);
     }
+    budget.admit_file(&name, digest.size)?;
     let mut out = create_file(&path, &name)?;
-    let written = copy_into(entry, &mut out, buffer, &name)?;
+    // One byte past the declared size is enough to know it lied: a bomb
+    // that declares 1 byte never writes more than 2.
+    let mut bounded = Read::take(&mut *entry, digest.size.saturating_add(1));
+    let written = copy_into(&mut bounded, &mut out, buffer, &name)?;
     if written != digest.size {
         return Err(UnpackError::Invalid(format!(
             "entry {name:?}: {written} bytes, the archive says {}",
@@ -241,8 +260,12 @@ mod tests {
         let files = sample_zip(&archive);
         let bytes = fs::read(&archive).unwrap();
 
-        let (unpacker, mut feed) =
-            stream_unpacker(Form::Zip, store.create_temp_dir("m.mar").unwrap()).unwrap();
+        let (unpacker, mut feed) = stream_unpacker(
+            Form::Zip,
+            store.create_temp_dir("m.mar").unwrap(),
+            Limits::NONE,
+        )
+        .unwrap();
         feed_in_blocks(&mut feed, &bytes, 4096);
         drop(feed);
         let (dir, stats, from) = unpacker.finish(&archive).unwrap();
@@ -264,8 +287,12 @@ mod tests {
         let bytes = fs::read(&archive).unwrap();
 
         // Half the bytes, then the transfer starts over.
-        let (unpacker, mut feed) =
-            stream_unpacker(Form::Zip, store.create_temp_dir("m.mar").unwrap()).unwrap();
+        let (unpacker, mut feed) = stream_unpacker(
+            Form::Zip,
+            store.create_temp_dir("m.mar").unwrap(),
+            Limits::NONE,
+        )
+        .unwrap();
         feed_in_blocks(&mut feed, &bytes[..bytes.len() / 2], 1000);
         feed.restart();
         feed_in_blocks(&mut feed, &bytes, 1000);
@@ -275,8 +302,12 @@ mod tests {
         assert_unpacked(dir.path(), &files);
 
         // Nothing streamed at all (a hard-linked archive).
-        let (unpacker, feed) =
-            stream_unpacker(Form::Zip, store.create_temp_dir("m.mar").unwrap()).unwrap();
+        let (unpacker, feed) = stream_unpacker(
+            Form::Zip,
+            store.create_temp_dir("m.mar").unwrap(),
+            Limits::NONE,
+        )
+        .unwrap();
         drop(feed);
         let (dir, _, from) = unpacker.finish(&archive).unwrap();
         assert_eq!(from, UnpackedFrom::File);
@@ -295,8 +326,12 @@ mod tests {
         bytes[at] ^= 0xff;
         fs::write(&archive, &bytes).unwrap();
 
-        let (unpacker, mut feed) =
-            stream_unpacker(Form::Zip, store.create_temp_dir("m.mar").unwrap()).unwrap();
+        let (unpacker, mut feed) = stream_unpacker(
+            Form::Zip,
+            store.create_temp_dir("m.mar").unwrap(),
+            Limits::NONE,
+        )
+        .unwrap();
         feed_in_blocks(&mut feed, &bytes, 65536);
         drop(feed);
         let err = unpacker.finish(&archive).unwrap_err();
@@ -318,7 +353,7 @@ mod tests {
         zip.finish().unwrap();
 
         let dir = store.create_temp_dir("evil.mar").unwrap();
-        let err = unpack_file(&archive, &dir).unwrap_err();
+        let err = unpack_file(&archive, &dir, Limits::NONE).unwrap_err();
         assert!(
             matches!(err, UnpackError::Invalid(ref m) if m.contains("outside")),
             "{err:?}"
@@ -335,7 +370,7 @@ mod tests {
         fs::write(&archive, b"this is not a zip archive").unwrap();
         let dir = store.create_temp_dir("x.mar").unwrap();
         assert!(matches!(
-            unpack_file(&archive, &dir),
+            unpack_file(&archive, &dir, Limits::NONE),
             Err(UnpackError::WrongForm(Form::Zip))
         ));
     }
@@ -347,8 +382,12 @@ mod tests {
         let archive = work.path().join("m.mar");
         sample_zip(&archive);
         let bytes = fs::read(&archive).unwrap();
-        let (unpacker, mut feed) =
-            stream_unpacker(Form::Zip, store.create_temp_dir("m.mar").unwrap()).unwrap();
+        let (unpacker, mut feed) = stream_unpacker(
+            Form::Zip,
+            store.create_temp_dir("m.mar").unwrap(),
+            Limits::NONE,
+        )
+        .unwrap();
         feed_in_blocks(&mut feed, &bytes[..bytes.len() / 3], 4096);
         drop(feed);
         drop(unpacker);

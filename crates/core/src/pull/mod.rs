@@ -68,6 +68,8 @@ struct PullContext {
     lock_wait: Duration,
     /// The deadline of one model's whole pull, if any.
     total_timeout: Option<Duration>,
+    /// What one archive may unpack to.
+    unpack: crate::format::Limits,
 }
 
 /// Runs a pull. Errors returned here concern the whole request (bad
@@ -118,6 +120,10 @@ pub async fn pull(host: &PullHost, config: &Config, request: &PullRequest) -> Re
         register_as: config.register_as,
         lock_wait: Duration::from_secs(config.download.lock_wait_secs),
         total_timeout: config.download.total_timeout_secs.map(Duration::from_secs),
+        unpack: crate::format::Limits {
+            max_bytes: config.unpack.max_bytes,
+            max_entries: config.unpack.max_entries,
+        },
     });
     let limit = Arc::new(Semaphore::new(config.download.concurrency));
     // A JoinSet aborts its tasks when dropped: a cancelled pull (a job

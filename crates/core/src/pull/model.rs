@@ -237,7 +237,7 @@ async fn download(
     };
     let tap: Option<Box<dyn BlockTap>> = match context.register_as {
         RegisterAs::Directory => {
-            let (stream, feed) = prepare::stream_unpacker(tx, item)?;
+            let (stream, feed) = prepare::stream_unpacker(context, tx, item)?;
             *unpacker = Some(stream);
             Some(feed)
         }

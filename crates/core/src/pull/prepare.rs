@@ -75,12 +75,13 @@ pub async fn directory(
     };
     let committed_at = target.clone();
     let form = form_of(item)?;
+    let limits = context.unpack;
     tx.will_commit_unpacked(&target)?;
     let outcome = tokio::task::spawn_blocking(move || {
         let (dir, stats, from) = match (unpacker, fresh_dir) {
             (Some(stream), _) => stream.finish(&archive)?,
             (None, Some(dir)) => {
-                let stats = format::unpack_file(form, &archive, &dir)?;
+                let stats = format::unpack_file(form, &archive, &dir, limits)?;
                 (dir, stats, UnpackedFrom::File)
             }
             (None, None) => return Err(UnpackError::Invalid("no unpacking directory".into())),
@@ -121,11 +122,12 @@ pub async fn directory(
 
 /// Starts unpacking the download as it streams in, into a staged directory.
 pub fn stream_unpacker(
+    context: &PullContext,
     tx: &Replace,
     item: &Planned,
 ) -> Result<(StreamUnpacker, Box<dyn crate::transfer::writer::BlockTap>)> {
     let dir = tx.temp_dir()?;
-    let (stream, feed) = format::stream_unpacker(form_of(item)?, dir)
+    let (stream, feed) = format::stream_unpacker(form_of(item)?, dir, context.unpack)
         .map_err(|e| CoreError::io("starting the unpacking thread", e))?;
     Ok((stream, Box::new(feed)))
 }

@@ -4,6 +4,7 @@
 //! behind. Fixtures are built here (tar headers written by hand) or by
 //! Python's `zipfile`/`tarfile`, as `torch-model-archiver` builds them.
 
+mod bounds;
 mod stored_speed;
 mod tar_good;
 mod tar_hostile;
@@ -15,7 +16,7 @@ use std::process::Command;
 
 use bytes::Bytes;
 
-use super::{stream_unpacker, unpack_file, Form, UnpackError, UnpackStats, UnpackedFrom};
+use super::{stream_unpacker, unpack_file, Form, Limits, UnpackError, UnpackStats, UnpackedFrom};
 use crate::model_store::{ModelStore, TempDir};
 use crate::transfer::writer::BlockTap;
 
@@ -24,6 +25,7 @@ struct Bed {
     work: tempfile::TempDir,
     store: ModelStore,
     archive: PathBuf,
+    limits: Limits,
 }
 
 impl Bed {
@@ -52,7 +54,14 @@ impl Bed {
             work,
             store,
             archive,
+            limits: Limits::NONE,
         }
+    }
+
+    /// The same bed, unpacking under `limits`.
+    fn with_limits(mut self, limits: Limits) -> Bed {
+        self.limits = limits;
+        self
     }
 
     fn form(&self) -> Form {
@@ -67,7 +76,7 @@ impl Bed {
     /// Streams the whole archive in blocks of `block` bytes.
     fn stream(&self, block: usize) -> Result<(TempDir, UnpackStats, UnpackedFrom), UnpackError> {
         let bytes = fs::read(&self.archive).unwrap();
-        let (unpacker, mut feed) = stream_unpacker(self.form(), self.dir()).unwrap();
+        let (unpacker, mut feed) = stream_unpacker(self.form(), self.dir(), self.limits).unwrap();
         for chunk in bytes.chunks(block) {
             feed.block(&Bytes::copy_from_slice(chunk));
         }
@@ -78,7 +87,7 @@ impl Bed {
     /// Nothing streamed (a hard-linked archive): the file is unpacked.
     fn unpack_file(&self) -> Result<(TempDir, UnpackStats), UnpackError> {
         let dir = self.dir();
-        unpack_file(self.form(), &self.archive, &dir).map(|stats| (dir, stats))
+        unpack_file(self.form(), &self.archive, &dir, self.limits).map(|stats| (dir, stats))
     }
 
     /// The store holds the archive and nothing else, and nothing appeared

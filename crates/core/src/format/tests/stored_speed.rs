@@ -186,7 +186,7 @@ fn stored_copy_speed() {
     for _ in 0..3 {
         let dir = store.create_temp_dir("big.mar").unwrap();
         let started = Instant::now();
-        let (unpacker, mut feed) = stream_unpacker(Form::Zip, dir).unwrap();
+        let (unpacker, mut feed) = stream_unpacker(Form::Zip, dir, Limits::NONE).unwrap();
         for block in &blocks {
             feed.block(block);
         }

@@ -63,7 +63,7 @@ fn a_restarted_or_unstreamed_download_unpacks_the_file() {
     let (bytes, expected) = archiver_tgz(work.path());
     let bed = Bed::new("m.tgz", &bytes);
 
-    let (unpacker, mut feed) = stream_unpacker(Form::TarGz, bed.dir()).unwrap();
+    let (unpacker, mut feed) = stream_unpacker(Form::TarGz, bed.dir(), Limits::NONE).unwrap();
     feed.block(&Bytes::copy_from_slice(&bytes[..bytes.len() / 2]));
     feed.restart();
     feed.block(&Bytes::copy_from_slice(&bytes));
@@ -72,7 +72,7 @@ fn a_restarted_or_unstreamed_download_unpacks_the_file() {
     assert_eq!(from, UnpackedFrom::File);
     assert_eq!(tree(dir.path()), expected);
 
-    let (unpacker, feed) = stream_unpacker(Form::TarGz, bed.dir()).unwrap();
+    let (unpacker, feed) = stream_unpacker(Form::TarGz, bed.dir(), Limits::NONE).unwrap();
     drop(feed);
     let (dir, _, from) = unpacker.finish(&bed.archive).unwrap();
     assert_eq!(from, UnpackedFrom::File);
