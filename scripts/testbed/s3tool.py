@@ -3,11 +3,14 @@
 usage: s3tool.py ENVFILE ls
        s3tool.py ENVFILE mb BUCKET
        s3tool.py ENVFILE put BUCKET KEY FILE
+       s3tool.py ENVFILE put-dir BUCKET PREFIX DIR   (every file under DIR as
+                 PREFIX + its path relative to DIR; PREFIX ends in /)
        s3tool.py ENVFILE put-checksum BUCKET KEY FILE ALGORITHM   (one part, with
                  the store keeping a SHA256/SHA1/CRC32 checksum of it)
        s3tool.py ENVFILE presign BUCKET KEY [EXPIRES_S]
 ENVFILE is the env file written by `scripts/testbed/s3 start`.
 """
+import os
 import sys
 
 import boto3
@@ -61,6 +64,13 @@ def main(argv):
             pass
     elif cmd == "put" and len(args) == 3:
         s3.upload_file(args[2], args[0], args[1])
+    elif cmd == "put-dir" and len(args) == 3:
+        bucket, prefix, root = args
+        for folder, _, files in os.walk(root):
+            for name in sorted(files):
+                path = os.path.join(folder, name)
+                key = prefix + os.path.relpath(path, root).replace(os.sep, "/")
+                s3.upload_file(path, bucket, key)
     elif cmd == "put-checksum" and len(args) == 4:
         with open(args[2], "rb") as body:
             s3.put_object(Bucket=args[0], Key=args[1], Body=body, ChecksumAlgorithm=args[3])

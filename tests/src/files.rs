@@ -35,6 +35,16 @@ pub fn store_entries(store: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Waits (at most 30 s) until `done` holds: files the plugin removes in
+/// the background (discarded versions) go a moment after the answer.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "waited 30 s: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// No temp or backup file of the plugin in the model store.
 pub fn assert_no_partial_files(store: &Path) {
     for name in entries(store) {

@@ -32,7 +32,9 @@ pub use cli::{cli, cli_command, cli_in_target, cli_output, pull_with_cli};
 pub use client::{assert_close, assert_error, call, http, http_with_timeout, infer, predict, send};
 pub use config::{config_json, config_variant, write_config, write_config_file, BUCKET, PREFIX};
 pub use faults::{header_value, Fault, FrontPlan, HttpFront, SilentServer};
-pub use files::{assert_no_partial_files, assert_no_secrets, entries, store_entries, walk};
+pub use files::{
+    assert_no_partial_files, assert_no_secrets, entries, store_entries, wait_until, walk,
+};
 pub use models::{cached_mar, make_mar, make_model, ArchiveFormat, Mar};
 pub use servers::{
     alive, plugin_jar, plugins_dir, DragonflyCluster, Jar, S3Server, Server, TorchServe,

@@ -136,6 +136,12 @@ impl S3Server {
         self.0
             .command(&["put", bucket, key, &file.display().to_string()]);
     }
+    /// Uploads every file under `dir` as `prefix` (ending in `/`) plus its
+    /// path relative to `dir`: a model directory as operators keep one.
+    pub fn put_dir(&self, bucket: &str, prefix: &str, dir: &Path) {
+        self.0
+            .command(&["put-dir", bucket, prefix, &dir.display().to_string()]);
+    }
     /// Uploads in one part with a checksum the store keeps (`SHA256`, ...).
     pub fn put_with_checksum(&self, bucket: &str, key: &str, file: &Path, algorithm: &str) {
         self.0.command(&[

@@ -54,6 +54,11 @@ impl Origin {
     pub fn upload(&self, key: &str, file: &Path) {
         self.s3.put(BUCKET, key, file);
     }
+
+    /// A model directory: every file under `dir` below the folder `prefix`.
+    pub fn upload_dir(&self, prefix: &str, dir: &Path) {
+        self.s3.put_dir(BUCKET, prefix, dir);
+    }
 }
 
 /// TorchServe with only the plugin jar in its plugins path and `config` as

@@ -5,7 +5,7 @@
 //! `zip.rs` (`.mar`: deflated or stored entries, zip64) and `tar.rs`
 //! (`.tar.gz`, `.tgz`; names placed by `tar_names.rs`); `stream.rs` is the
 //! streaming plumbing they share, `output.rs` how they write files.
-//! Directory models go beside them.
+//! Model directories need no unpacking: `pull/directory.rs` fetches them.
 //!
 //! May import: `error`, `model_store` (staging), `transfer::writer` (the
 //! block tap a streaming unpacker implements).

@@ -126,6 +126,15 @@ impl ModelStore {
         on_disk && entry.is_version(size, etag)
     }
 
+    /// Whether the directory model `file_name` (no archive, only its version
+    /// directory) is the version the ledger records, still in place.
+    pub fn is_unchanged_dir(&self, file_name: &str, size: u64, version: Option<&str>) -> bool {
+        let Some(entry) = self.ledger_entry(file_name) else {
+            return false;
+        };
+        entry.is_version(size, version) && self.unpacked_path(file_name, size, version).is_dir()
+    }
+
     /// The ledger entry and file name that records `model_name`.
     pub fn ledger_of_model(&self, model_name: &str) -> Option<(String, LedgerEntry)> {
         self.ledger_entries()

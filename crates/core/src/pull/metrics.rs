@@ -183,6 +183,7 @@ mod tests {
             attempts: 1,
             hard_linked: false,
             verified: Some("MD5"),
+            files: None,
         });
         ok.registration_seconds = Some(1.5);
         metrics.record(&ok);

@@ -11,9 +11,11 @@
 //! May import: every stage (`config`, `source`, `transfer`, `format`,
 //! `model_store`, `register`), never `api`.
 
+mod directory;
 pub mod jobs;
 pub mod metrics;
 mod model;
+mod object;
 pub mod plan;
 mod prepare;
 pub mod progress;
@@ -68,8 +70,10 @@ struct PullContext {
     lock_wait: Duration,
     /// The deadline of one model's whole pull, if any.
     total_timeout: Option<Duration>,
-    /// What one archive may unpack to.
+    /// What one archive may unpack to (and one directory model hold).
     unpack: crate::format::Limits,
+    /// Files of one directory model fetched at once.
+    file_concurrency: usize,
 }
 
 /// Runs a pull. Errors returned here concern the whole request (bad
@@ -106,7 +110,18 @@ pub async fn pull(host: &PullHost, config: &Config, request: &PullRequest) -> Re
         source::connect(&config.object_storage, &bucket, ca_pem.as_deref())
             .await?
             .into();
-    let planned = plan::plan(&*source, &prefix, &selection, request.model_name.as_deref()).await?;
+    let unpack = crate::format::Limits {
+        max_bytes: config.unpack.max_bytes,
+        max_entries: config.unpack.max_entries,
+    };
+    let planned = plan::plan(
+        &*source,
+        &prefix,
+        &selection,
+        request.model_name.as_deref(),
+        unpack,
+    )
+    .await?;
     let fetcher = Arc::new(Fetcher::new(config, source.signing_params())?);
     // Files a dead process was working on are repaired before anything
     // else touches them.
@@ -120,10 +135,8 @@ pub async fn pull(host: &PullHost, config: &Config, request: &PullRequest) -> Re
         register_as: config.register_as,
         lock_wait: Duration::from_secs(config.download.lock_wait_secs),
         total_timeout: config.download.total_timeout_secs.map(Duration::from_secs),
-        unpack: crate::format::Limits {
-            max_bytes: config.unpack.max_bytes,
-            max_entries: config.unpack.max_entries,
-        },
+        unpack,
+        file_concurrency: config.download.file_concurrency,
     });
     let limit = Arc::new(Semaphore::new(config.download.concurrency));
     // A JoinSet aborts its tasks when dropped: a cancelled pull (a job

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::directory;
 use super::metrics::Metrics;
+use super::object;
 use super::plan::Planned;
 use super::prepare::{self, Prepared};
 use super::progress::{Phase, Progress};
@@ -18,11 +20,10 @@ use crate::config::RegisterAs;
 use crate::error::{CoreError, Result};
 use crate::format::StreamUnpacker;
 use crate::hooks;
-use crate::model_store::{unix_now, LedgerEntry, Replace, TempFile};
+use crate::model_store::{unix_now, LedgerEntry, Replace};
 use crate::register::{validate_model_name, RegisterRequest};
 use crate::source::ObjectInfo;
-use crate::transfer::writer::{BlockTap, WriteTarget};
-use crate::transfer::{Destination, FetchTarget, Presign};
+use crate::transfer::writer::BlockTap;
 
 pub async fn pull_one(context: &PullContext, item: Planned) -> ModelReport {
     let _in_flight = Metrics::global().start();
@@ -99,9 +100,14 @@ async fn run(
         None => context.source.stat(&item.key).await?,
     };
     progress.set_total(info.size);
-    let unchanged = host
-        .store
-        .is_unchanged(&item.file_name, info.size, info.etag.as_deref());
+    let unchanged = match &item.directory {
+        Some(_) => host
+            .store
+            .is_unchanged_dir(&item.file_name, info.size, info.etag.as_deref()),
+        None => host
+            .store
+            .is_unchanged(&item.file_name, info.size, info.etag.as_deref()),
+    };
     let ledger = host.store.ledger_entry(&item.file_name);
     let names = recorded_names(context, ledger.as_ref(), &item.model_name).await?;
     let registered = match &host.registry {
@@ -127,27 +133,19 @@ async fn run(
 
     // Dropped on any error below: the store goes back to how it was.
     let mut tx = host.store.replace(&item.file_name);
-    let mut unpacker = None;
-    if unchanged {
-        progress.set_bytes(info.size);
-        report.download = Some(DownloadReport::unchanged(info.size));
-    } else {
-        if item.info.is_some() {
-            // A listing says nothing of checksums or encryption: the object
-            // itself is asked what its content's digest is.
-            info = context.source.stat(&item.key).await?;
-            progress.set_total(info.size);
+    let prepared = match &item.directory {
+        Some(model) => {
+            directory::prepare(
+                context, model, item, &info, unchanged, progress, &mut tx, report,
+            )
+            .await?
         }
-        let download = download(context, item, &info, progress, &mut tx, &mut unpacker).await?;
-        report.download = Some(download);
-        hooks::point("pull.archive_committed");
-    }
-
-    let prepared = match context.register_as {
-        RegisterAs::Directory => {
-            prepare::directory(context, item, &info, unchanged, unpacker, &mut tx, report).await?
+        None => {
+            archive(
+                context, item, &mut info, unchanged, progress, &mut tx, report,
+            )
+            .await?
         }
-        RegisterAs::Mar => Prepared::archive(item),
     };
     hooks::point("pull.prepared");
     let mut entry = LedgerEntry {
@@ -187,6 +185,40 @@ async fn run(
     Ok(())
 }
 
+/// An archive: downloaded (unless unchanged) and committed, then turned
+/// into what TorchServe registers.
+async fn archive(
+    context: &PullContext,
+    item: &Planned,
+    info: &mut ObjectInfo,
+    unchanged: bool,
+    progress: &Progress,
+    tx: &mut Replace,
+    report: &mut ModelReport,
+) -> Result<Prepared> {
+    let mut unpacker = None;
+    if unchanged {
+        progress.set_bytes(info.size);
+        report.download = Some(DownloadReport::unchanged(info.size));
+    } else {
+        if item.info.is_some() {
+            // A listing says nothing of checksums or encryption: the object
+            // itself is asked what its content's digest is.
+            *info = context.source.stat(&item.key).await?;
+            progress.set_total(info.size);
+        }
+        let download = download(context, item, info, progress, tx, &mut unpacker).await?;
+        report.download = Some(download);
+        hooks::point("pull.archive_committed");
+    }
+    match context.register_as {
+        RegisterAs::Directory => {
+            prepare::directory(context, item, info, unchanged, unpacker, tx, report).await
+        }
+        RegisterAs::Mar => Ok(Prepared::archive(item)),
+    }
+}
+
 /// The names the ledger records as registered from the archive's current
 /// version that still are. With a registry each is checked (TorchServe's
 /// own unregister leaves the ledger behind) and `name` itself is left to
@@ -223,18 +255,6 @@ async fn download(
     unpacker: &mut Option<StreamUnpacker>,
 ) -> Result<DownloadReport> {
     progress.set_phase(Phase::Downloading);
-    let (source, key) = (context.source.clone(), item.key.clone());
-    let presign: Presign = Arc::new(move || {
-        let (source, key) = (source.clone(), key.clone());
-        Box::pin(async move { source.presign(&key).await })
-    });
-    let target = FetchTarget {
-        object: context.source.object_url(&item.key),
-        presign,
-        size: info.size,
-        digest: info.digest.clone(),
-        version: info.etag.clone(),
-    };
     let tap: Option<Box<dyn BlockTap>> = match context.register_as {
         RegisterAs::Directory => {
             let (stream, feed) = prepare::stream_unpacker(context, tx, item)?;
@@ -243,29 +263,18 @@ async fn download(
         }
         RegisterAs::Mar => None,
     };
-    let store = tx.store().clone();
-    let mut staged = tx.stage(context.fetcher.wants_link())?;
-    hooks::point("pull.staged");
-    let file = staged
-        .file
-        .file()
-        .and_then(|f| f.try_clone())
-        .map_err(|e| store.write_error(&item.file_name, e))?;
-    let dest = Destination {
-        file: WriteTarget {
-            file,
-            dir: store.dir().to_path_buf(),
-            name: item.file_name.clone(),
-        },
-        link: staged.link.as_ref().map(TempFile::path),
-    };
     let started = Instant::now();
-    let fetched = context
-        .fetcher
-        .fetch(&target, dest, progress.counter(), tap)
-        .await?;
-    tx.commit_archive(staged.into_result(fetched.hard_linked))
-        .await?;
+    let (file, fetched) = object::fetch_staged(
+        context,
+        &item.key,
+        info,
+        tx,
+        &item.file_name,
+        progress.counter(),
+        tap,
+    )
+    .await?;
+    tx.commit_archive(file).await?;
     Ok(DownloadReport::downloaded(
         &fetched,
         started.elapsed().as_secs_f64(),

@@ -1,15 +1,18 @@
 //! Which objects a pull fetches, and under which file and model names: the
 //! request's `model` (or the config's `load_model`) resolved against the
-//! store's listing or taken key by key.
+//! store's listing or taken key by key. A key ending in `/` is a directory
+//! model ([`DirectoryModel`]); `model=all` finds both archives and
+//! directory models.
 
 use std::collections::HashMap;
 
+use super::directory::{self, DirectoryModel};
 use super::PullRequest;
 use crate::config::Config;
 use crate::error::{CoreError, Result};
-use crate::format::Form;
+use crate::format::{Form, Limits};
 use crate::model_store::{default_model_name, file_name_for_key, validate_file_name};
-use crate::source::{ObjectInfo, ObjectSource};
+use crate::source::{is_archive_key, ObjectInfo, ObjectSource};
 
 /// Which archives a pull wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +28,24 @@ pub struct Planned {
     pub key: String,
     pub file_name: String,
     pub model_name: String,
-    /// Known from the listing; looked up with a stat otherwise.
+    /// Known from the listing; looked up with a stat otherwise. For a
+    /// directory model: all its files' bytes and its version.
     pub info: Option<ObjectInfo>,
+    /// A directory model's files; None for an archive.
+    pub directory: Option<DirectoryModel>,
+}
+
+impl Planned {
+    fn directory(model: DirectoryModel) -> Result<Self> {
+        let file_name = file_name_for_key(model.folder.trim_end_matches('/'))?;
+        Ok(Planned {
+            key: model.folder.clone(),
+            model_name: file_name.clone(),
+            info: Some(model.info()),
+            file_name,
+            directory: Some(model),
+        })
+    }
 }
 
 /// The archives to pull: the request's `model`, else the config's
@@ -134,13 +153,25 @@ pub fn validate_model_key(key: &str) -> Result<()> {
             format!("{key:?} contains a '.' or '..' segment"),
         ));
     }
+    if let Some(folder) = key.strip_suffix('/') {
+        // A directory model: its folder's name is its file name in the store.
+        let name = folder.rsplit('/').next().unwrap_or(folder);
+        validate_file_name(name)?;
+        if Form::of(name).is_some() {
+            return Err(CoreError::invalid(
+                "model",
+                format!("{key:?}: a model directory may not be named like an archive"),
+            ));
+        }
+        return Ok(());
+    }
     let file_name = key.rsplit('/').next().unwrap_or(key);
     validate_file_name(file_name)?;
     if Form::of(file_name).is_none() {
         return Err(CoreError::invalid(
             "model",
             format!(
-                "{key:?} is not a model archive (the name must end with .mar, .tar.gz or .tgz)"
+                "{key:?} is not a model archive (the name must end with .mar, .tar.gz or .tgz) nor a model directory (ending in '/')"
             ),
         ));
     }
@@ -171,25 +202,33 @@ pub fn normalize_prefix(prefix: &str) -> String {
     }
 }
 
-/// Resolves the selection into archives, refusing two that would land on
-/// the same file name.
+/// Resolves the selection into archives and directory models, refusing two
+/// that would land on the same file name.
 pub async fn plan(
     source: &dyn ObjectSource,
     prefix: &str,
     selection: &Selection,
     model_name: Option<&str>,
+    limits: Limits,
 ) -> Result<Vec<Planned>> {
     let mut planned = Vec::new();
     match selection {
         Selection::All => {
             let objects = source.list(prefix).await?;
-            if objects.is_empty() {
-                return Err(CoreError::NotFound(format!(
-                    "no model archives (*.mar, *.tar.gz, *.tgz) under {}",
-                    source.object_url(prefix)
-                )));
+            let folders = directory::model_folders(prefix, &objects);
+            for folder in &folders {
+                match DirectoryModel::from_listing(folder, &objects, limits)
+                    .and_then(Planned::directory)
+                {
+                    Ok(item) => planned.push(item),
+                    Err(e) => tracing::warn!("skipping model directory {folder:?}: {e}"),
+                }
             }
-            for info in objects {
+            // Files inside a model directory belong to it, archives or not.
+            let archives = objects.into_iter().filter(|o| {
+                is_archive_key(&o.key) && !folders.iter().any(|f| o.key.starts_with(f))
+            });
+            for info in archives {
                 let Ok(file_name) = file_name_for_key(&info.key) else {
                     tracing::warn!("skipping object {:?}: not a usable file name", info.key);
                     continue;
@@ -199,21 +238,37 @@ pub async fn plan(
                     model_name: default_model_name(&file_name),
                     file_name,
                     info: Some(info),
+                    directory: None,
                 });
+            }
+            if planned.is_empty() {
+                return Err(CoreError::NotFound(format!(
+                    "no model archives (*.mar, *.tar.gz, *.tgz) nor model directories (folders with {}) under {}",
+                    directory::MANIFEST,
+                    source.object_url(prefix)
+                )));
             }
         }
         Selection::Keys(keys) => {
             for key in keys {
-                let file_name = file_name_for_key(key)?;
-                let model_name = model_name
-                    .map(str::to_string)
-                    .unwrap_or_else(|| default_model_name(&file_name));
-                planned.push(Planned {
-                    key: format!("{prefix}{key}"),
-                    file_name,
-                    model_name,
-                    info: None,
-                });
+                let mut item = if key.ends_with('/') {
+                    let folder = format!("{prefix}{key}");
+                    let objects = source.list(&folder).await?;
+                    Planned::directory(DirectoryModel::from_listing(&folder, &objects, limits)?)?
+                } else {
+                    let file_name = file_name_for_key(key)?;
+                    Planned {
+                        key: format!("{prefix}{key}"),
+                        model_name: default_model_name(&file_name),
+                        file_name,
+                        info: None,
+                        directory: None,
+                    }
+                };
+                if let Some(name) = model_name {
+                    item.model_name = name.to_string();
+                }
+                planned.push(item);
             }
         }
     }
@@ -251,6 +306,10 @@ mod tests {
             Selection::Keys(vec!["модели/ä.mar".into()])
         );
         assert_eq!(
+            parse_selection("bert/,m/gpt/").unwrap(),
+            Selection::Keys(vec!["bert/".into(), "m/gpt/".into()])
+        );
+        assert_eq!(
             parse_selection("a.tar.gz,b/c.tgz").unwrap(),
             Selection::Keys(vec!["a.tar.gz".into(), "b/c.tgz".into()])
         );
@@ -285,7 +344,9 @@ mod tests {
             ("a\n.mar", "control"),
             ("a.txt", "must end with .mar, .tar.gz or .tgz"),
             ("dir/..", "'..'"),
-            ("dir/", "empty"),
+            ("dir//", "empty"),
+            ("dir/../", "'..'"),
+            ("a.mar/", "named like an archive"),
             (long.as_str(), "255"),
         ];
         for (raw, needle) in cases {

@@ -30,6 +30,19 @@ impl Prepared {
             dir: None,
         }
     }
+
+    /// The directory at `dir` (an absolute path of the model store), as
+    /// TorchServe is given it.
+    pub fn directory(dir: PathBuf) -> Result<Self> {
+        let url = dir
+            .to_str()
+            .ok_or_else(|| CoreError::Internal(format!("{} is not UTF-8", dir.display())))?
+            .to_string();
+        Ok(Prepared {
+            url,
+            dir: Some(dir),
+        })
+    }
 }
 
 /// Finishes (or finds) the unpacked directory of this archive version. A
@@ -46,10 +59,6 @@ pub async fn directory(
 ) -> Result<Prepared> {
     let store = tx.store().clone();
     let target = store.unpacked_path(&item.file_name, info.size, info.etag.as_deref());
-    let url = target
-        .to_str()
-        .ok_or_else(|| CoreError::Internal(format!("{} is not UTF-8", target.display())))?
-        .to_string();
     if unchanged && target.is_dir() {
         drop(unpacker);
         let stats = count_files(&target);
@@ -59,10 +68,7 @@ pub async fn directory(
             bytes: stats.bytes,
             seconds: 0.0,
         });
-        return Ok(Prepared {
-            url,
-            dir: Some(target),
-        });
+        return Prepared::directory(target);
     }
 
     let started = Instant::now();
@@ -100,10 +106,7 @@ pub async fn directory(
                 bytes: stats.bytes,
                 seconds: started.elapsed().as_secs_f64(),
             });
-            Ok(Prepared {
-                url,
-                dir: Some(target),
-            })
+            Prepared::directory(target)
         }
         Err(UnpackError::WrongForm(form)) => {
             tracing::info!(

@@ -32,7 +32,12 @@ pub struct Progress {
     pub file_name: String,
     pub object: String,
     bytes: AtomicU64,
+    /// Byte counters of the files of a directory model, one per file.
+    parts: Mutex<Vec<Arc<AtomicU64>>>,
     total: AtomicU64,
+    /// Files of a directory model: how many, how many are in place.
+    files: AtomicU64,
+    files_done: AtomicU64,
     started: Instant,
     started_unix: u64,
     state: Mutex<(Phase, Option<f64>, Option<String>)>,
@@ -45,7 +50,10 @@ impl Progress {
             file_name: file_name.to_string(),
             object: object.to_string(),
             bytes: AtomicU64::new(0),
+            parts: Mutex::new(Vec::new()),
             total: AtomicU64::new(total),
+            files: AtomicU64::new(0),
+            files_done: AtomicU64::new(0),
             started: Instant::now(),
             started_unix: unix_now(),
             state: Mutex::new((Phase::Queued, None, None)),
@@ -53,7 +61,29 @@ impl Progress {
     }
 
     pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
+        let parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        let in_parts: u64 = parts.iter().map(|p| p.load(Ordering::Relaxed)).sum();
+        self.bytes.load(Ordering::Relaxed) + in_parts
+    }
+
+    /// A byte counter for one file of a directory model, summed into
+    /// [`Progress::bytes`]: each file's download restarts and resumes on
+    /// its own counter.
+    pub fn part(&self) -> Arc<AtomicU64> {
+        let part = Arc::new(AtomicU64::new(0));
+        let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        parts.push(part.clone());
+        part
+    }
+
+    /// A directory model of `n` files.
+    pub fn set_files(&self, n: usize) {
+        self.files.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// One more file of a directory model is in place.
+    pub fn file_done(&self) {
+        self.files_done.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The byte counter the download updates.
@@ -113,6 +143,14 @@ impl Progress {
                 0
             },
             started_unix: self.started_unix,
+            files: match self.files.load(Ordering::Relaxed) {
+                0 => None,
+                n => Some(n),
+            },
+            files_done: match self.files.load(Ordering::Relaxed) {
+                0 => None,
+                _ => Some(self.files_done.load(Ordering::Relaxed)),
+            },
             error,
         }
     }
@@ -130,6 +168,11 @@ pub struct PullStatus {
     pub seconds: f64,
     pub bytes_per_second: u64,
     pub started_unix: u64,
+    /// A directory model's files, and how many are in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_done: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

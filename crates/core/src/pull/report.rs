@@ -29,6 +29,9 @@ pub struct DownloadReport {
     /// (`CRC32C`, `SHA256`, `MD5`, ...) or only their `length`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<&'static str>,
+    /// A directory model: how many files were fetched, each its own task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<usize>,
 }
 
 impl DownloadReport {
@@ -44,6 +47,7 @@ impl DownloadReport {
             attempts: 0,
             hard_linked: false,
             verified: None,
+            files: None,
         }
     }
 
@@ -58,6 +62,7 @@ impl DownloadReport {
             attempts: fetched.attempts,
             hard_linked: fetched.hard_linked,
             verified: Some(fetched.verified.map(Algorithm::name).unwrap_or("length")),
+            files: None,
         }
     }
 }

@@ -40,7 +40,9 @@ pub trait ObjectSource: Send + Sync {
     /// default list, so the list must be complete.
     fn signing_params(&self) -> &'static [&'static str];
 
-    /// Every model archive under `prefix`, across all pages.
+    /// Every object under `prefix`, across all pages (folder markers, keys
+    /// ending in `/`, left out): the pull picks archives and model
+    /// directories from them.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>>>;
 
     /// Size, version and, where the store has one, the content's digest.

@@ -12,7 +12,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 
 use aws_sdk_s3::types::{ChecksumMode, ChecksumType, ServerSideEncryption};
 
-use super::{is_archive_key, ObjectInfo, ObjectSource, PresignedUrl};
+use super::{ObjectInfo, ObjectSource, PresignedUrl};
 use crate::config::ObjectStorageConfig;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{CoreError, Result};
@@ -105,7 +105,7 @@ impl S3Source {
     }
 
     /// Every model archive under `prefix`, following continuation tokens.
-    async fn list_archives(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let mut found = Vec::new();
         let mut pages = self
             .client
@@ -118,7 +118,7 @@ impl S3Source {
             let page = page.map_err(|e| self.sdk_error(e, "ListObjectsV2", prefix))?;
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
-                if !is_archive_key(key) {
+                if key.ends_with('/') {
                     continue;
                 }
                 found.push(ObjectInfo {
@@ -259,7 +259,7 @@ impl ObjectSource for S3Source {
     }
 
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<ObjectInfo>>> {
-        Box::pin(self.list_archives(prefix))
+        Box::pin(self.list_objects(prefix))
     }
 
     fn stat<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<ObjectInfo>> {
