@@ -104,3 +104,56 @@ fn tgz_and_zip_store_archives_register_and_answer() {
     assert_close(infer(&ts, "plain").unwrap(), tgz.expected);
     assert_no_partial_files(&store);
 }
+
+/// Zips the model directory `src` into `out` with tests/support/rezip.py.
+fn rezip(src: &Path, out: &Path, args: &[&str]) -> u64 {
+    let output = std::process::Command::new(python())
+        .arg(repo_root().join("tests/support/rezip.py"))
+        .args([src, out])
+        .args(args)
+        .output()
+        .expect("run rezip.py");
+    assert!(
+        output.status.success(),
+        "rezip.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("entry count")
+}
+
+#[test]
+fn zip64_archives_register_and_answer() {
+    let stack = Stack::builder().start_with_torchserve();
+    let Stack {
+        work, origin, ts, ..
+    } = stack;
+    let built = work.path().join("models");
+    let model_dir = make_model("zsrc", 4.0, &built, 33, ArchiveFormat::NoArchive, 2);
+    // Every entry with zip64 headers, as an entry over 4 GiB has them; and
+    // more than 65535 entries, which makes the archive itself zip64.
+    let forced = built.join("forced.mar");
+    let many = built.join("many.mar");
+    let files = rezip(&model_dir.path, &forced, &["--force-zip64"]);
+    let entries = rezip(&model_dir.path, &many, &["--extra-entries", "65600"]);
+    assert!(entries > 65535, "{entries}");
+    origin.upload(&format!("{PREFIX}forced.mar"), &forced);
+    origin.upload(&format!("{PREFIX}many.mar"), &many);
+
+    let (status, report) = call(&ts, "PUT", "/dragonfly?model=forced.mar,many.mar");
+    assert_eq!(status, 200, "{report:#}");
+    for (file_name, name, count) in [
+        ("forced.mar", "forced", files),
+        ("many.mar", "many", entries),
+    ] {
+        let pulled = model(&report, file_name);
+        assert_eq!(pulled["registration"], "registered", "{pulled:#}");
+        assert_eq!(pulled["unpacked"]["files"], count, "{pulled:#}");
+        assert_close(infer(&ts, name).unwrap(), model_dir.expected);
+    }
+    let extra = unpacked_dir(&ts.model_store(), "many.mar").join("extra");
+    assert_eq!(std::fs::read_dir(extra).unwrap().count(), 65600);
+    assert_no_partial_files(&ts.model_store());
+}

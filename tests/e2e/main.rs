@@ -9,6 +9,7 @@ mod bad_input;
 mod bridge;
 mod crash;
 mod deadlines;
+mod directories;
 mod docs;
 mod faults;
 mod formats;
