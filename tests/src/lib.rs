@@ -35,7 +35,7 @@ pub use faults::{header_value, Fault, FrontPlan, HttpFront, SilentServer};
 pub use files::{
     assert_no_partial_files, assert_no_secrets, entries, store_entries, wait_until, walk,
 };
-pub use models::{cached_mar, make_mar, make_model, ArchiveFormat, Mar};
+pub use models::{cached_mar, cached_model, make_mar, make_model, ArchiveFormat, Mar};
 pub use servers::{
     alive, plugin_jar, plugins_dir, DragonflyCluster, Jar, S3Server, Server, TorchServe,
 };

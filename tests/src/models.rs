@@ -85,18 +85,33 @@ pub fn make_model(
 /// while to build and are the same every time for a given name, size and
 /// seed.
 pub fn cached_mar(name: &str, size_mb: f64, seed: u32) -> Mar {
+    cached_model(name, size_mb, seed, ArchiveFormat::Default, 1)
+}
+
+/// Like [`make_model`], kept in the cache between runs (see [`cached_mar`]).
+pub fn cached_model(
+    name: &str,
+    size_mb: f64,
+    seed: u32,
+    format: ArchiveFormat,
+    shards: u32,
+) -> Mar {
+    let form = match (format, shards) {
+        (ArchiveFormat::Default, 1) => String::new(),
+        _ => format!("-{}-{shards}", format.arg()),
+    };
     let dir = cache_dir()
         .join("fixtures")
-        .join(format!("{name}-{size_mb}mb-seed{seed}"));
+        .join(format!("{name}-{size_mb}mb-seed{seed}{form}"));
     let meta = dir.join("mar.json");
     if let Ok(text) = std::fs::read(&meta) {
         if let Ok(info) = serde_json::from_slice::<serde_json::Value>(&text) {
-            let path = dir.join(format!("{name}.mar"));
+            let path = PathBuf::from(info["file"].as_str().unwrap_or(""));
             let bytes = info["bytes"].as_u64().unwrap_or(0);
-            let on_disk = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            if let (true, Some(expected)) =
-                (bytes > 0 && on_disk == bytes, info["expected"].as_f64())
-            {
+            if let (true, Some(expected)) = (
+                bytes > 0 && disk_bytes(&path) == bytes,
+                info["expected"].as_f64(),
+            ) {
                 return Mar {
                     path,
                     bytes,
@@ -106,8 +121,22 @@ pub fn cached_mar(name: &str, size_mb: f64, seed: u32) -> Mar {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let mar = make_mar(name, size_mb, &dir, seed);
-    let info = serde_json::json!({"bytes": mar.bytes, "expected": mar.expected});
+    let mar = make_model(name, size_mb, &dir, seed, format, shards);
+    let info = serde_json::json!({"file": mar.path, "bytes": mar.bytes, "expected": mar.expected});
     std::fs::write(&meta, info.to_string()).expect("write mar.json");
     mar
+}
+
+/// The bytes of a file, or of every file under a directory.
+fn disk_bytes(path: &Path) -> u64 {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => crate::walk(path)
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum(),
+        Ok(meta) => meta.len(),
+        Err(_) => 0,
+    }
 }

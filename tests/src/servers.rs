@@ -158,6 +158,9 @@ impl S3Server {
             .trim()
             .to_string()
     }
+    pub fn pid(&self) -> u32 {
+        self.0.env("S3_PID").parse().expect("S3_PID")
+    }
     /// Bytes the S3 server sent, from its own metric.
     pub fn sent_bytes(&self) -> u64 {
         self.0.command(&["sent-bytes"]).trim().parse().unwrap_or(0)
@@ -182,6 +185,12 @@ impl DragonflyCluster {
     /// `http://127.0.0.1:port` of peer `i` (1-based).
     pub fn proxy(&self, i: usize) -> String {
         self.0.env(&format!("DF_PEER_{i}_PROXY")).to_string()
+    }
+    pub fn peer_pid(&self, i: usize) -> u32 {
+        self.0
+            .env(&format!("DF_PEER_{i}_PID"))
+            .parse()
+            .expect("DF_PEER_i_PID")
     }
     pub fn peer_log(&self, i: usize) -> PathBuf {
         PathBuf::from(self.0.env(&format!("DF_PEER_{i}_LOG")))

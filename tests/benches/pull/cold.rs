@@ -63,6 +63,8 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
     let mb = args.size_mb;
     let cold_ratio = median(&plugin) / median(&via_curl);
     rows.push(Row {
+        ratios: None,
+        cpu: None,
         case: "cold pull",
         variant: format!("plugin CLI via dfdaemon, {mb} MiB (process wall)"),
         unit: "s",
@@ -72,6 +74,8 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         met: Some(cold_ratio <= 1.05),
     });
     rows.push(Row {
+        ratios: None,
+        cpu: None,
         case: "cold pull",
         variant: "plugin download only (report's seconds)".into(),
         unit: "s",
@@ -81,6 +85,8 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         met: None,
     });
     rows.push(Row {
+        ratios: None,
+        cpu: None,
         case: "physical limit",
         variant: "curl straight from the S3 server".into(),
         unit: "s",

@@ -58,6 +58,8 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
     }
     let sent_median = median(&sent);
     rows.push(Row {
+        ratios: None,
+        cpu: None,
         case: "fleet",
         variant: "object store sent, 3 nodes via Dragonfly (x archive size)".into(),
         unit: "x",
@@ -67,6 +69,8 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         met: Some(sent_median <= 1.1),
     });
     rows.push(Row {
+        ratios: None,
+        cpu: None,
         case: "fleet",
         variant: "wall time, 3 nodes via Dragonfly".into(),
         unit: "s",

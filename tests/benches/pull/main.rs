@@ -4,17 +4,20 @@
 //! baseline. Prints a table of median, min and max and the ratio of the
 //! medians. `scripts/bench` builds everything in release mode and runs it.
 //!
-//!     scripts/bench [--size-mb 1024] [--runs 3] [--cases cold,warm,...] [--json FILE]
+//!     scripts/bench [--size-mb 1024] [--runs 3] [--pairs 5] [--cases cold,warm,...] [--json FILE]
 //!
 //! Cases: cold, warm, register, many, fleet, memory (`direct` runs with
-//! `cold`). Every loop is bounded by --runs; every server is stopped when
+//! `cold`), forms (model directories, zip-store, zip64; paired runs, see
+//! `pairs.rs`). Every loop is bounded by --runs; every server is stopped when
 //! its handle drops.
 
 mod cold;
 mod fixtures;
 mod fleet;
+mod forms;
 mod many;
 mod memory;
+mod pairs;
 mod register;
 mod serving;
 mod stats;
@@ -27,11 +30,13 @@ use dragonfly_endpoint_testbed::{cached_mar, Mar};
 use crate::fixtures::progress;
 use crate::stats::{print_table, write_json};
 
-const MIB: f64 = 1024.0 * 1024.0;
+pub const MIB: f64 = 1024.0 * 1024.0;
 
 pub struct Args {
     pub size_mb: u64,
     pub runs: usize,
+    /// Measured pairs of the paired cases (one warm-up pair more).
+    pub pairs: usize,
     pub cases: Vec<String>,
     pub json: Option<PathBuf>,
 }
@@ -40,9 +45,12 @@ fn parse_args() -> Args {
     let mut args = Args {
         size_mb: 1024,
         runs: 3,
-        cases: ["cold", "warm", "register", "many", "fleet", "memory"]
-            .map(String::from)
-            .to_vec(),
+        pairs: 5,
+        cases: [
+            "cold", "warm", "register", "many", "fleet", "memory", "forms",
+        ]
+        .map(String::from)
+        .to_vec(),
         json: None,
     };
     let mut it = std::env::args().skip(1);
@@ -51,6 +59,7 @@ fn parse_args() -> Args {
         match arg.as_str() {
             "--size-mb" => args.size_mb = value().parse().expect("--size-mb N"),
             "--runs" => args.runs = value().parse().expect("--runs N"),
+            "--pairs" => args.pairs = value().parse().expect("--pairs N"),
             "--cases" => args.cases = value().split(',').map(String::from).collect(),
             "--json" => args.json = Some(PathBuf::from(value())),
             // cargo bench passes --bench to harness=false targets.
@@ -59,6 +68,7 @@ fn parse_args() -> Args {
         }
     }
     assert!((1..=20).contains(&args.runs), "--runs 1..=20");
+    assert!((1..=20).contains(&args.pairs), "--pairs 1..=20");
     args
 }
 
@@ -100,6 +110,9 @@ fn main() {
     }
     if wants("memory") {
         memory::run(&args, &mar, work.path(), &mut rows);
+    }
+    if wants("forms") {
+        forms::run(&args, work.path(), &mut rows);
     }
     print_table(&rows);
     if let Some(path) = &args.json {

@@ -41,6 +41,8 @@ pub fn run(args: &Args, mar: &Mar, parts: &[Mar], work: &Path, rows: &mut Vec<Ro
     }
     let ratio = median(&many) / median(&one);
     rows.push(Row {
+        ratios: None,
+        cpu: None,
         case: "many models",
         variant: format!(
             "model=all, {} x {} MiB",

@@ -22,6 +22,22 @@ fn status_mib(pid: u32, field: &str) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// The peak RSS (VmHWM) of a running child, in MiB, sampled every 20 ms
+/// until it exits successfully.
+pub fn peak_rss(child: &mut std::process::Child) -> f64 {
+    let mut peak: f64 = 0.0;
+    loop {
+        if let Some(hwm) = status_mib(child.id(), "VmHWM:") {
+            peak = peak.max(hwm);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "CLI pull failed");
+            return peak;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// memory: peak RSS of the CLI during a cold pull (with unpacking), and
 /// the TorchServe JVM's RSS growth during a cold PUT.
 pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
@@ -40,18 +56,7 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
             .stderr(Stdio::null())
             .spawn()
             .expect("run the CLI");
-        let mut peak: f64 = 0.0;
-        loop {
-            if let Some(hwm) = status_mib(child.id(), "VmHWM:") {
-                peak = peak.max(hwm);
-            }
-            if let Some(status) = child.try_wait().expect("wait") {
-                assert!(status.success(), "CLI pull failed");
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        cli_peak.push(peak);
+        cli_peak.push(peak_rss(&mut child));
 
         let name = format!("mem{run}");
         let key = origin.fresh(mar, &format!("{name}.mar"));
@@ -77,6 +82,8 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         serving.call("DELETE", &format!("/dragonfly?model={name}"));
     }
     rows.push(Row {
+        ratios: None,
+        cpu: None,
         case: "memory",
         variant: format!(
             "CLI peak RSS (VmHWM), cold {} MiB pull + unpack",
@@ -89,6 +96,8 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         goal: "<= 64 MiB".into(),
     });
     rows.push(Row {
+        ratios: None,
+        cpu: None,
         case: "memory",
         variant: "TorchServe JVM RSS growth during a cold PUT (workers excluded)".into(),
         unit: "MiB",

@@ -77,6 +77,8 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
     };
     let ratio = |v: &[f64]| median(v) / median(&baseline);
     rows.push(Row {
+        ratios: None,
+        cpu: None,
         case: "register end to end",
         variant: "PUT, cold (unpacked while streaming)".into(),
         unit: "s",
@@ -86,6 +88,8 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         goal: "ratio <= 0.5".into(),
     });
     rows.push(Row {
+        ratios: None,
+        cpu: None,
         case: "register end to end",
         variant: "PUT, warm (peer cache: hard link, unpack from file)".into(),
         unit: "s",
@@ -95,6 +99,8 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         goal: "ratio <= 0.2".into(),
     });
     rows.push(Row {
+        ratios: None,
+        cpu: None,
         case: "register end to end",
         variant: "PUT, re-pull (unchanged, unpacked copy cached)".into(),
         unit: "s",
@@ -104,6 +110,8 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         goal: "-".into(),
     });
     rows.push(Row {
+        ratios: None,
+        cpu: None,
         case: "register end to end",
         variant: "PUT, cold, register_as mar (TorchServe unzips)".into(),
         unit: "s",

@@ -37,6 +37,8 @@ impl Warm {
     pub fn rows(self, rows: &mut Vec<Row>) {
         let link_ms = median(&self.link) * 1e3;
         rows.push(Row {
+            ratios: None,
+            cpu: None,
             case: "warm pull",
             variant: "hard link from the peer cache (report's seconds)".into(),
             unit: "s",
@@ -46,6 +48,8 @@ impl Warm {
             met: Some(link_ms <= 20.0),
         });
         rows.push(Row {
+            ratios: None,
+            cpu: None,
             case: "warm pull",
             variant: "hard link, CLI process wall (start, HEAD, presign, link)".into(),
             unit: "s",
