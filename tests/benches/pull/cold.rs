@@ -1,6 +1,7 @@
 //! cold and direct: a cold pull by the CLI (download only) against curl
-//! through the same proxy and curl straight from the store; each run then
-//! measures the warm pull of the key it just pulled cold (warm.rs).
+//! through the same proxy, in paired runs (`pairs::measure`), and curl
+//! straight from the store; each plugin run then measures the warm pull
+//! of the key it just pulled cold (warm.rs).
 
 use std::path::Path;
 
@@ -8,7 +9,9 @@ use dragonfly_endpoint_testbed::{Mar, Origin};
 use serde_json::json;
 
 use crate::fixtures::{cli_pull, curl, fresh_dir, progress, write_config, Keys};
-use crate::stats::{median, Row};
+use crate::forms::settle;
+use crate::pairs::{measure, timed};
+use crate::stats::Row;
 use crate::warm::Warm;
 use crate::Args;
 
@@ -33,46 +36,62 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         &proxy,
         json!({"register_as": "mar", "download": {"hard_link": "off"}}),
     );
-    let (mut plugin, mut plugin_dl, mut via_curl, mut direct) = (vec![], vec![], vec![], vec![]);
+    let pids = [dragonfly.peer_pid(1), origin.s3.pid()];
+    let (mut plugin_dl, mut direct) = (vec![], vec![]);
     let mut warm = Warm::default();
-    for run in 0..args.runs {
-        progress(&format!("cold/direct/warm run {}/{}", run + 1, args.runs));
-        // The plugin, cold.
-        let key = origin.fresh(mar, &format!("cold-plugin-{run}.mar"));
-        let store = fresh_dir(work, "store");
-        let (wall, report) = cli_pull(&mar_only, &store, &key);
-        let download = &report["models"][0]["download"];
-        assert_eq!(download["served_from"], "dragonfly", "{report:#}");
-        plugin.push(wall);
-        plugin_dl.push(download["seconds"].as_f64().unwrap_or(f64::NAN));
-        let warm_key = key;
-        // curl through the same proxy, cold.
-        let key = origin.fresh(mar, &format!("cold-curl-{run}.mar"));
-        let out = fresh_dir(work, "curl").join("a.mar");
-        via_curl.push(curl(&origin.presign(&key), Some(&proxy), &out));
-        assert_eq!(
-            std::fs::metadata(&out).map(|m| m.len()).ok(),
-            Some(mar.bytes)
-        );
-        // Straight from the store: the physical limit.
-        direct.push(curl(&origin.presign(&key), None, &out));
-
-        // Warm: this run's plugin key, whose task the peer now has.
-        warm.run(&mar_only, &streamed_warm, work, &warm_key);
-    }
+    let pairs = measure(
+        args.pairs,
+        |run| {
+            // The plugin, cold.
+            let key = origin.fresh(mar, &format!("cold-plugin-{run}.mar"));
+            let store = fresh_dir(work, "store");
+            settle();
+            let mut report = serde_json::Value::Null;
+            let sample = timed(&pids, || {
+                report = cli_pull(&mar_only, &store, &key).1;
+            });
+            let download = &report["models"][0]["download"];
+            assert_eq!(download["served_from"], "dragonfly", "{report:#}");
+            plugin_dl.push(download["seconds"].as_f64().unwrap_or(f64::NAN));
+            progress(&format!("  plugin cold: {:.2} s", sample.wall));
+            // Warm: the key just pulled, whose task the peer now has.
+            warm.run(&mar_only, &streamed_warm, work, &key);
+            sample
+        },
+        |run| {
+            // curl through the same proxy, cold.
+            let key = origin.fresh(mar, &format!("cold-curl-{run}.mar"));
+            let out = fresh_dir(work, "curl").join("a.mar");
+            let url = origin.presign(&key);
+            settle();
+            let sample = timed(&pids, || {
+                curl(&url, Some(&proxy), &out);
+            });
+            assert_eq!(
+                std::fs::metadata(&out).map(|m| m.len()).ok(),
+                Some(mar.bytes)
+            );
+            progress(&format!("  curl -x cold: {:.2} s", sample.wall));
+            // Straight from the store: the physical limit.
+            settle();
+            direct.push(curl(&url, None, &out));
+            sample
+        },
+    );
+    // The warm-up pair's extra samples go: they ran before the first pair.
+    plugin_dl.remove(0);
+    direct.remove(0);
+    warm.skip_first();
     let mb = args.size_mb;
-    let cold_ratio = median(&plugin) / median(&via_curl);
-    rows.push(Row {
-        ratios: None,
-        cpu: None,
-        case: "cold pull",
-        variant: format!("plugin CLI via dfdaemon, {mb} MiB (process wall)"),
-        unit: "s",
-        values: plugin.clone(),
-        baseline: Some(("curl -x same proxy".into(), via_curl.clone())),
-        goal: "ratio <= 1.05".into(),
-        met: Some(cold_ratio <= 1.05),
-    });
+    rows.push(Row::paired(
+        "cold pull",
+        format!("plugin CLI via dfdaemon, {mb} MiB (process wall)"),
+        "curl -x same proxy".into(),
+        &pairs,
+        Some(1.0),
+    ));
+    let plugin: Vec<f64> = pairs.variant.iter().map(|s| s.wall).collect();
+    let via_curl: Vec<f64> = pairs.baseline.iter().map(|s| s.wall).collect();
     rows.push(Row {
         ratios: None,
         cpu: None,

@@ -1,20 +1,78 @@
-//! register end to end: the plugin's PUT until the model answers, cold,
-//! warm, re-pulled and as a plain archive, against TorchServe's own
-//! registration from a presigned URL on the same TorchServe.
+//! register end to end: the plugin's PUT until the model answers, against
+//! what TorchServe itself does from the same state, in paired runs
+//! (`pairs::measure`: warm-up discarded, ABBA, median of per-pair ratios,
+//! CPU seconds of the JVM, the peer and the store beside wall time):
+//!
+//! - cold: a fresh key through the plugin vs TorchServe's own
+//!   `POST /models?url=<presigned URL>` of a fresh key;
+//! - warm: the peer has the task, the model store is empty (the plugin's
+//!   DELETE) vs TorchServe's POST of an object it fetched before (the
+//!   store's page cache warm, its model store empty): the fastest it can
+//!   do from that state;
+//! - re-pull: archive and unpacked copy in the store, the model
+//!   unregistered through TorchServe only vs TorchServe registering the
+//!   same archive from its own model store (`url=<file>.mar`);
+//! - register_as mar, cold: TorchServe unpacks the archive we hand it.
 
 use std::path::Path;
 
-use dragonfly_endpoint_testbed::Mar;
+use dragonfly_endpoint_testbed::{Mar, Origin};
 use serde_json::json;
 
 use crate::fixtures::{progress, write_config, Keys};
+use crate::forms::settle;
+use crate::pairs::{measure, timed, Sample};
 use crate::serving::Serving;
-use crate::stats::{median, Row};
+use crate::stats::Row;
 use crate::Args;
 
-/// register: PUT /dragonfly until registered with 1 worker vs TorchServe's
-/// own POST /models?url=<presigned URL>, cold, warm and re-pull, and the
-/// same with `register_as: mar`.
+const POST_BASELINE: &str = "TorchServe POST /models?url=presigned, fresh key";
+
+struct Bench<'a> {
+    origin: &'a Origin,
+    serving: &'a Serving,
+    mar: &'a Mar,
+    pids: [u32; 3],
+}
+
+impl Bench<'_> {
+    /// A timed call from a settled page cache, then the answer checked.
+    fn timed(&self, name: &str, method: &str, path: &str) -> Sample {
+        settle();
+        let sample = timed(&self.pids, || {
+            self.serving.timed(method, path);
+        });
+        self.serving.check_answer(name, self.mar);
+        progress(&format!("  {method} {name}: {:.2} s", sample.wall));
+        sample
+    }
+
+    /// TorchServe's own POST of a presigned URL (`initial_workers=1`,
+    /// synchronous), untimed with `time: false`.
+    fn post_url(&self, name: &str, key: &str, time: bool) -> Option<Sample> {
+        let url: String =
+            url::form_urlencoded::byte_serialize(self.origin.presign(key).as_bytes()).collect();
+        let path =
+            format!("/models?url={url}&model_name={name}&initial_workers=1&synchronous=true");
+        if time {
+            return Some(self.timed(name, "POST", &path));
+        }
+        self.serving.timed("POST", &path);
+        None
+    }
+
+    /// Unregistered through TorchServe's own API; its files stay.
+    fn unregister(&self, name: &str) {
+        self.serving.call("DELETE", &format!("/models/{name}"));
+    }
+
+    /// TorchServe's unregister and the archive its POST downloaded.
+    fn forget(&self, name: &str) {
+        self.unregister(name);
+        self.serving.remove_store_files(name);
+    }
+}
+
 pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
     let cfg = work.join("cfg-register");
     let (origin, _config, serving) = Serving::start_with_origin(&cfg);
@@ -25,99 +83,136 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         &origin.dragonfly.proxy(1),
         json!({"register_as": "mar"}),
     );
-    let (mut cold, mut warm, mut repull, mut cold_mar, mut baseline) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    for run in 0..args.runs {
-        progress(&format!("register run {}/{}", run + 1, args.runs));
-        // TorchServe's own registration from a presigned URL.
-        let name = format!("base{run}");
-        let key = origin.fresh(mar, &format!("{name}.mar"));
-        let url: String =
-            url::form_urlencoded::byte_serialize(origin.presign(&key).as_bytes()).collect();
-        baseline.push(serving.timed(
-            "POST",
-            &format!("/models?url={url}&model_name={name}&initial_workers=1&synchronous=true"),
-        ));
-        serving.check_answer(&name, mar);
-        serving.call("DELETE", &format!("/models/{name}"));
-        serving.remove_store_files(&name);
-
-        // The plugin, cold (a new key: nothing cached anywhere).
-        let name = format!("reg{run}");
-        let key = origin.fresh(mar, &format!("{name}.mar"));
-        cold.push(serving.timed("PUT", &format!("/dragonfly?model={key}")));
-        serving.check_answer(&name, mar);
-        // Unregistered through TorchServe only: archive and unpacked copy
-        // stay; the re-pull only registers.
-        serving.call("DELETE", &format!("/models/{name}"));
-        repull.push(serving.timed("PUT", &format!("/dragonfly?model={key}")));
-        serving.check_answer(&name, mar);
-        // Removed with the plugin (archive and copy gone); the peer still
-        // has the task: warm.
-        serving.call("DELETE", &format!("/dragonfly?model={name}"));
-        warm.push(serving.timed("PUT", &format!("/dragonfly?model={key}")));
-        serving.check_answer(&name, mar);
-        serving.call("DELETE", &format!("/dragonfly?model={name}"));
-
-        // register_as mar, cold: TorchServe unzips.
-        let name = format!("regmar{run}");
-        let key = origin.fresh(mar, &format!("{name}.mar"));
-        cold_mar.push(serving.timed(
-            "PUT",
-            &format!("/dragonfly?model={key}&config={}", mar_config.display()),
-        ));
-        serving.check_answer(&name, mar);
-        serving.call("DELETE", &format!("/dragonfly?model={name}"));
-    }
-    let base = || {
-        (
-            "TorchServe POST /models?url=presigned".to_string(),
-            baseline.clone(),
-        )
+    let bench = Bench {
+        origin: &origin,
+        serving: &serving,
+        mar,
+        pids: [
+            serving.ts.pid(),
+            origin.dragonfly.peer_pid(1),
+            origin.s3.pid(),
+        ],
     };
-    let ratio = |v: &[f64]| median(v) / median(&baseline);
-    rows.push(Row {
-        ratios: None,
-        cpu: None,
-        case: "register end to end",
-        variant: "PUT, cold (unpacked while streaming)".into(),
-        unit: "s",
-        met: Some(ratio(&cold) <= 0.5),
-        values: cold,
-        baseline: Some(base()),
-        goal: "ratio <= 0.5".into(),
-    });
-    rows.push(Row {
-        ratios: None,
-        cpu: None,
-        case: "register end to end",
-        variant: "PUT, warm (peer cache: hard link, unpack from file)".into(),
-        unit: "s",
-        met: Some(ratio(&warm) <= 0.2),
-        values: warm,
-        baseline: Some(base()),
-        goal: "ratio <= 0.2".into(),
-    });
-    rows.push(Row {
-        ratios: None,
-        cpu: None,
-        case: "register end to end",
-        variant: "PUT, re-pull (unchanged, unpacked copy cached)".into(),
-        unit: "s",
-        met: None,
-        values: repull,
-        baseline: Some(base()),
-        goal: "-".into(),
-    });
-    rows.push(Row {
-        ratios: None,
-        cpu: None,
-        case: "register end to end",
-        variant: "PUT, cold, register_as mar (TorchServe unzips)".into(),
-        unit: "s",
-        met: None,
-        values: cold_mar,
-        baseline: Some(base()),
-        goal: "-".into(),
-    });
+    let b = &bench;
+    let fresh = |prefix: &str, run: usize| {
+        let name = format!("{prefix}{run}");
+        let key = origin.fresh(mar, &format!("{name}.mar"));
+        (name, key)
+    };
+
+    progress("register: cold");
+    let cold = measure(
+        args.pairs,
+        |run| {
+            let (name, key) = fresh("cold", run);
+            let sample = b.timed(&name, "PUT", &format!("/dragonfly?model={key}"));
+            serving.call("DELETE", &format!("/dragonfly?model={name}"));
+            sample
+        },
+        |run| {
+            let (name, key) = fresh("coldbase", run);
+            let sample = b.post_url(&name, &key, true);
+            b.forget(&name);
+            sample.expect("timed")
+        },
+    );
+    rows.push(Row::paired(
+        "register end to end",
+        "PUT, cold (unpacked while streaming)".into(),
+        POST_BASELINE.into(),
+        &cold,
+        Some(0.45),
+    ));
+
+    progress("register: warm");
+    let warm = measure(
+        args.pairs,
+        |run| {
+            let (name, key) = fresh("warm", run);
+            b.serving.timed("PUT", &format!("/dragonfly?model={key}"));
+            // Store emptied by the plugin; the peer keeps the task.
+            serving.call("DELETE", &format!("/dragonfly?model={name}"));
+            let sample = b.timed(&name, "PUT", &format!("/dragonfly?model={key}"));
+            serving.call("DELETE", &format!("/dragonfly?model={name}"));
+            sample
+        },
+        |run| {
+            let (name, key) = fresh("warmbase", run);
+            b.post_url(&name, &key, false);
+            b.forget(&name);
+            let sample = b.post_url(&name, &key, true);
+            b.forget(&name);
+            sample.expect("timed")
+        },
+    );
+    rows.push(Row::paired(
+        "register end to end",
+        "PUT, warm (peer has the task, store empty: hard link, unpack from file)".into(),
+        "TorchServe POST of an object it fetched before, store empty".into(),
+        &warm,
+        Some(0.25),
+    ));
+
+    progress("register: re-pull");
+    let repull = measure(
+        args.pairs,
+        |run| {
+            let (name, key) = fresh("repull", run);
+            b.serving.timed("PUT", &format!("/dragonfly?model={key}"));
+            b.unregister(&name);
+            let sample = b.timed(&name, "PUT", &format!("/dragonfly?model={key}"));
+            serving.call("DELETE", &format!("/dragonfly?model={name}"));
+            sample
+        },
+        |run| {
+            let (name, key) = fresh("repullbase", run);
+            b.post_url(&name, &key, false);
+            b.unregister(&name);
+            // The archive TorchServe downloaded is in its model store.
+            let sample = b.timed(
+                &name,
+                "POST",
+                &format!(
+                    "/models?url={name}.mar&model_name={name}&initial_workers=1&synchronous=true"
+                ),
+            );
+            b.forget(&name);
+            sample
+        },
+    );
+    rows.push(Row::paired(
+        "register end to end",
+        "PUT, re-pull (unchanged: archive and unpacked copy in the store)".into(),
+        "TorchServe POST url=<the archive in its model store>".into(),
+        &repull,
+        Some(0.25),
+    ));
+
+    progress("register: register_as mar");
+    let as_mar = measure(
+        args.pairs,
+        |run| {
+            let (name, key) = fresh("regmar", run);
+            let sample = b.timed(
+                &name,
+                "PUT",
+                &format!("/dragonfly?model={key}&config={}", mar_config.display()),
+            );
+            serving.call("DELETE", &format!("/dragonfly?model={name}"));
+            sample
+        },
+        |run| {
+            let (name, key) = fresh("regmarbase", run);
+            let sample = b.post_url(&name, &key, true);
+            b.forget(&name);
+            sample.expect("timed")
+        },
+    );
+    rows.push(Row::paired(
+        "register end to end",
+        "PUT, cold, register_as mar (TorchServe unzips)".into(),
+        POST_BASELINE.into(),
+        &as_mar,
+        None,
+    ));
 }

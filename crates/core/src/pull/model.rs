@@ -40,6 +40,7 @@ pub async fn pull_one(context: &PullContext, item: Planned) -> ModelReport {
         on_start(progress.clone());
     }
     let mut report = ModelReport::new(&item.model_name, &item.file_name, &object);
+    let started = Instant::now();
     let locked = async {
         let _lock = host.store.lock(&item.file_name, context.lock_wait).await?;
         host.store.recover(&item.file_name)?;
@@ -57,6 +58,7 @@ pub async fn pull_one(context: &PullContext, item: Planned) -> ModelReport {
             }),
         None => locked.await,
     };
+    report.seconds = started.elapsed().as_secs_f64();
     match outcome {
         Ok(()) => {
             progress.set_phase(Phase::Done);

@@ -84,6 +84,9 @@ pub struct ModelReport {
     pub file_name: String,
     pub object: String,
     pub status: u16,
+    /// The whole pull of this model: waiting for its lock, stat, presign,
+    /// download, unpacking, registration and the ledger.
+    pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub download: Option<DownloadReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,6 +110,7 @@ impl ModelReport {
             file_name: file_name.to_string(),
             object: object.to_string(),
             status: 200,
+            seconds: 0.0,
             download: None,
             unpacked: None,
             registration: None,
