@@ -174,7 +174,8 @@ fn write_entry(
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
             budget.admit_file(&name, entry.size())?;
             let mut out = create_file(&path, &name)?;
-            let written = copy_into(entry, &mut out, buffer, &name)?;
+            let declared = entry.size();
+            let written = copy_into(entry, &mut out, buffer, &name, declared)?;
             if written != entry.size() {
                 return Err(UnpackError::Invalid(format!(
                     "entry {name:?}: {written} bytes, the archive says {}",

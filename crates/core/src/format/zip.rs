@@ -160,7 +160,7 @@ fn write_entry<R: Read>(
     // One byte past the declared size is enough to know it lied: a bomb
     // that declares 1 byte never writes more than 2.
     let mut bounded = Read::take(&mut *entry, digest.size.saturating_add(1));
-    let written = copy_into(&mut bounded, &mut out, buffer, &name)?;
+    let written = copy_into(&mut bounded, &mut out, buffer, &name, digest.size)?;
     if written != digest.size {
         return Err(UnpackError::Invalid(format!(
             "entry {name:?}: {written} bytes, the archive says {}",

@@ -18,17 +18,12 @@ use crate::error::{CoreError, Result};
 pub const BLOCK_SIZE: usize = 1 << 20;
 /// Blocks in flight between the socket and the writer.
 const BLOCKS_IN_FLIGHT: usize = 8;
-/// Written files are flushed to disk every this many bytes. The kernel
-/// starts writing back only past its dirty thresholds (GiBs on a big
-/// machine), so without this the whole file would be written out by the
-/// final fsync, after the last byte arrived; this way most of it is on disk
-/// by then and the commit waits for the last few MiB only.
-pub const SYNC_EVERY_BYTES: u64 = 64 << 20;
-/// The download's writer starts writeback of every this many bytes as they
-/// are written, without waiting for it (`sync_file_range`), and waits only
-/// for the range it started the time before, which is long done: dirty
-/// pages stay bounded, the socket never waits on the disk, and the final
-/// fsync of the commit has almost nothing left to write.
+/// The download's writer (and every unpacker) starts writeback of every
+/// this many bytes as they are written, without waiting for it
+/// (`sync_file_range`), and waits only for the range it started the time
+/// before, which is long done: dirty pages stay bounded (the kernel's own
+/// thresholds are GiBs on a big machine), the socket and the inflater never
+/// wait on the disk, and the final sync has almost nothing left to write.
 const WRITEBACK_BYTES: u64 = 8 << 20;
 
 /// Sees the download's blocks as they are written.
@@ -182,9 +177,9 @@ pub fn spawn_writer(
     (WriterSink { blocks: tx }, handle)
 }
 
-/// Starts writeback behind the writer (see [`WRITEBACK_BYTES`]).
+/// Starts writeback behind a writer (see [`WRITEBACK_BYTES`]).
 #[derive(Default)]
-struct Writeback {
+pub struct Writeback {
     /// Where the last range handed to writeback ends.
     started: u64,
     /// Where the range before it ends.
@@ -192,7 +187,8 @@ struct Writeback {
 }
 
 impl Writeback {
-    fn wrote(&mut self, file: &File, written: u64) -> std::io::Result<()> {
+    /// `file` now holds `written` bytes from its start.
+    pub fn wrote(&mut self, file: &File, written: u64) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
         if written < self.started + WRITEBACK_BYTES {
             return Ok(());
