@@ -12,6 +12,7 @@ mod deadlines;
 mod directories;
 mod docs;
 mod faults;
+mod fleet;
 mod formats;
 mod front;
 mod identity;

@@ -12,7 +12,8 @@
 //! - [`client`]: HTTP calls as an operator makes them, and their checks;
 //! - [`files`]: what is left on disk;
 //! - [`cli`]: the `dragonfly-endpoint` CLI;
-//! - [`faults`]: a silent server and a fault-injecting HTTP front.
+//! - [`faults`]: a silent server and a fault-injecting HTTP front;
+//! - [`fleet`]: nodes in network namespaces over shaped links.
 //!
 //! Everything is re-exported here, so `use dragonfly_endpoint_testbed::*`
 //! brings the whole test bed.
@@ -24,6 +25,7 @@ pub mod client;
 pub mod config;
 pub mod faults;
 pub mod files;
+pub mod fleet;
 pub mod models;
 pub mod servers;
 pub mod stack;
@@ -35,6 +37,7 @@ pub use faults::{header_value, Fault, FrontPlan, HttpFront, SilentServer};
 pub use files::{
     assert_no_partial_files, assert_no_secrets, entries, store_entries, wait_until, walk,
 };
+pub use fleet::Fleet;
 pub use models::{cached_mar, cached_model, make_mar, make_model, ArchiveFormat, Mar};
 pub use servers::{
     alive, plugin_jar, plugins_dir, DragonflyCluster, Jar, S3Server, Server, TorchServe,

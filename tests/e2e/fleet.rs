@@ -1,0 +1,128 @@
+//! Three nodes over shaped links (scripts/testbed/fleet: a network
+//! namespace each, the store behind 1 Gbit/s, Dragonfly's default
+//! scheduling): pulled at once, the store sends the archive once; a node
+//! whose peer dies mid-pull ends with an error or the model, never a
+//! partial file.
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use dragonfly_endpoint_testbed::*;
+use serde_json::{json, Value};
+
+fn report_of(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+}
+
+/// Any temp file of the pull in `store` holding bytes.
+fn pull_under_way(store: &Path) -> bool {
+    entries(store).iter().any(|name| {
+        name.contains(".dfpart-") && std::fs::metadata(store.join(name)).is_ok_and(|m| m.len() > 0)
+    })
+}
+
+#[test]
+fn three_nodes_at_once_make_the_store_send_one_copy() {
+    let fleet = Fleet::start(3, &[]);
+    fleet.make_bucket();
+    let work = tempfile::tempdir().unwrap();
+    let mar = make_mar("fleet", 24.0, &work.path().join("mars"), 61);
+    fleet.upload(&format!("{PREFIX}fleet.mar"), &mar.path);
+    let (store_tx, _) = fleet.counters("store");
+    let sent = fleet.sent_bytes();
+
+    let outputs: Vec<_> = thread::scope(|scope| {
+        let pulls: Vec<_> = (1..=fleet.nodes)
+            .map(|k| {
+                let config = fleet.config(k, &work.path().join("cfg"), json!({}));
+                let store = work.path().join(format!("store-{k}"));
+                let fleet = &fleet;
+                scope.spawn(move || {
+                    let output = fleet
+                        .pull(
+                            k,
+                            &config,
+                            &store,
+                            &["--model", "fleet.mar", "--no-progress"],
+                        )
+                        .output()
+                        .unwrap();
+                    (store, output)
+                })
+            })
+            .collect();
+        pulls.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    for (store, output) in &outputs {
+        let report = report_of(output);
+        assert!(
+            output.status.success(),
+            "{report:#}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            std::fs::read(store.join("fleet.mar")).unwrap(),
+            std::fs::read(&mar.path).unwrap()
+        );
+        assert_no_partial_files(store);
+    }
+    // The store's own metric, and what its link carried.
+    let sent = fleet.sent_bytes() - sent;
+    assert!(
+        sent >= mar.bytes && sent <= mar.bytes + mar.bytes / 20,
+        "the store sent {sent} bytes for a {}-byte archive pulled by 3 nodes",
+        mar.bytes
+    );
+    let (tx, _) = fleet.counters("store");
+    let on_the_wire = tx - store_tx;
+    assert!(
+        on_the_wire <= mar.bytes + mar.bytes / 10,
+        "the store's link carried {on_the_wire} bytes for a {}-byte archive",
+        mar.bytes
+    );
+}
+
+#[test]
+fn a_node_whose_peer_dies_mid_pull_ends_whole_or_not_at_all() {
+    let fleet = Fleet::start(2, &["--node-rate", "200mbit"]);
+    fleet.make_bucket();
+    let work = tempfile::tempdir().unwrap();
+    // ~4 s over the node's 200 Mbit/s link.
+    let mar = make_mar("cut", 96.0, &work.path().join("mars"), 62);
+    fleet.upload(&format!("{PREFIX}cut.mar"), &mar.path);
+    let config = fleet.config(
+        2,
+        &work.path().join("cfg"),
+        json!({"download": {"retries": 1, "retry_backoff_ms": 100, "read_timeout_secs": 5, "connect_timeout_secs": 2}}),
+    );
+    let store = work.path().join("store");
+    let mut pull = fleet
+        .pull(2, &config, &store, &["--model", "cut.mar", "--no-progress"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pull_under_way(&store) {
+        assert!(Instant::now() < deadline, "the pull never started writing");
+        assert!(
+            pull.try_wait().unwrap().is_none(),
+            "the pull ended before the cut"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    fleet.stop_peer(2);
+    let output = pull.wait_with_output().unwrap();
+    let report = report_of(&output);
+    if output.status.success() {
+        assert_eq!(
+            std::fs::read(store.join("cut.mar")).unwrap(),
+            std::fs::read(&mar.path).unwrap()
+        );
+    } else {
+        assert_eq!(report["models"][0]["status"], 502, "{report:#}");
+        assert_eq!(store_entries(&store), Vec::<String>::new());
+    }
+    assert_no_partial_files(&store);
+}

@@ -1,0 +1,197 @@
+//! A fleet on one machine ([`Fleet`], `scripts/testbed/fleet`): every node
+//! a network namespace with a shaped link to a private bridge, the S3
+//! server behind a 1 Gbit/s link of its own, Dragonfly's control plane with
+//! its default scheduling settings, one dfdaemon per node; commands run on
+//! a host with [`Fleet::on`]. Needs root. Stopped (processes, then every
+//! namespace) when dropped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::config::{write_config_file, BUCKET, PREFIX};
+use crate::repo_root;
+
+pub struct Fleet {
+    dir: PathBuf,
+    pub nodes: usize,
+    env: BTreeMap<String, String>,
+    stopped: bool,
+    _tmp: tempfile::TempDir,
+}
+
+fn script() -> PathBuf {
+    repo_root().join("scripts/testbed/fleet")
+}
+
+fn checked(mut command: Command, what: &str) -> Output {
+    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+impl Fleet {
+    /// `nodes` nodes; `args`: more options of `netns up` (`--store-rate`,
+    /// `--node-rate`).
+    pub fn start(nodes: usize, args: &[&str]) -> Fleet {
+        let tmp = tempfile::Builder::new()
+            .prefix("dfe-fleet-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = tmp.path().join("fleet");
+        let mut command = Command::new("bash");
+        command
+            .arg(script())
+            .arg("start")
+            .arg(&dir)
+            .args(["--nodes", &nodes.to_string()])
+            .args(args);
+        let mut fleet = Fleet {
+            dir,
+            nodes,
+            env: BTreeMap::new(),
+            stopped: false,
+            _tmp: tmp,
+        };
+        let output = command.output().expect("run scripts/testbed/fleet");
+        if !output.status.success() {
+            fleet.stop();
+            panic!(
+                "fleet start: {}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        for part in ["net", "s3", "df"] {
+            let text =
+                std::fs::read_to_string(fleet.dir.join(part).join("env")).unwrap_or_default();
+            for line in text.lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    fleet.env.insert(k.trim().to_string(), v.trim().to_string());
+                }
+            }
+        }
+        fleet
+    }
+
+    pub fn env(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("the fleet's env has no {key}"))
+    }
+
+    /// `program args...` on `host` (`store`, `ctl`, `node-K`), not started.
+    pub fn on(&self, host: &str, program: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new("bash");
+        command
+            .arg(script())
+            .arg("on")
+            .arg(&self.dir)
+            .arg(host)
+            .arg(program)
+            .args(args);
+        command
+    }
+
+    fn s3(&self, args: &[&str]) -> String {
+        let s3 = repo_root().join("scripts/testbed/s3");
+        let dir = self.dir.join("s3").display().to_string();
+        let mut full = vec![args[0], dir.as_str()];
+        full.extend_from_slice(&args[1..]);
+        let output = checked(self.on("node-1", &s3, &full), &format!("s3 {}", args[0]));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn make_bucket(&self) {
+        self.s3(&["mb", BUCKET]);
+    }
+
+    pub fn upload(&self, key: &str, file: &Path) {
+        self.s3(&["put", BUCKET, key, &file.display().to_string()]);
+    }
+
+    /// Bytes the S3 server sent, by its own metric.
+    pub fn sent_bytes(&self) -> u64 {
+        self.s3(&["sent-bytes"]).trim().parse().unwrap_or(0)
+    }
+
+    /// Bytes `host`'s interface sent and received.
+    pub fn counters(&self, host: &str) -> (u64, u64) {
+        let mut command = Command::new(repo_root().join("scripts/testbed/netns"));
+        command.arg("counters").arg(self.dir.join("net")).arg(host);
+        let output = checked(command, "netns counters");
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut numbers = text.split_whitespace().map(|n| n.parse().unwrap_or(0));
+        (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+    }
+
+    /// A plugin config for node `k`: the store over the bed, node k's peer.
+    pub fn config(&self, k: usize, dir: &Path, extra: Value) -> PathBuf {
+        let mut config = serde_json::json!({
+            "addr": self.env(&format!("DF_PEER_{k}_PROXY")),
+            "object_storage": {
+                "type": "s3",
+                "bucket_name": BUCKET,
+                "prefix": PREFIX,
+                "region": self.env("S3_REGION"),
+                "endpoint": self.env("S3_ENDPOINT"),
+                "access_key": self.env("S3_ACCESS_KEY"),
+                "secret_key": self.env("S3_SECRET_KEY"),
+            },
+        });
+        if let (Some(base), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+            for (key, value) in extra {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+        write_config_file(dir, &format!("node-{k}.json"), &config)
+    }
+
+    /// `dragonfly-endpoint pull` on node `k`, not started yet.
+    pub fn pull(&self, k: usize, config: &Path, store: &Path, extra: &[&str]) -> Command {
+        let mut args = vec![
+            "pull".to_string(),
+            "--config".into(),
+            config.display().to_string(),
+            "--model-store".into(),
+            store.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.on(&format!("node-{k}"), &crate::cli(), &args)
+    }
+
+    /// Stops node `k`'s dfdaemon.
+    pub fn stop_peer(&self, k: usize) {
+        let dragonfly = repo_root().join("scripts/testbed/dragonfly");
+        let dir = self.dir.join("df").display().to_string();
+        checked(
+            self.on("ctl", &dragonfly, &["stop-peer", &dir, &k.to_string()]),
+            "stop-peer",
+        );
+    }
+
+    pub fn stop(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            let _ = Command::new("bash")
+                .arg(script())
+                .arg("stop")
+                .arg(&self.dir)
+                .output();
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
