@@ -117,6 +117,38 @@ impl Fleet {
         self.s3(&["put", BUCKET, key, &file.display().to_string()]);
     }
 
+    /// A presigned GET of `key`, valid for an hour.
+    pub fn presign(&self, key: &str) -> String {
+        self.s3(&["presign", BUCKET, key, "3600"])
+            .trim()
+            .to_string()
+    }
+
+    /// Node `k`'s dfdaemon counter of downloaded bytes by where they came
+    /// from: (`BACK_TO_SOURCE`, `REMOTE_PEER`).
+    pub fn peer_traffic(&self, k: usize) -> (u64, u64) {
+        let url = self.env(&format!("DF_PEER_{k}_METRICS_URL")).to_string();
+        let curl = PathBuf::from("/usr/bin/curl");
+        let output = checked(
+            self.on(
+                &format!("node-{k}"),
+                &curl,
+                &["-fsS", "--max-time", "10", &url],
+            ),
+            "dfdaemon metrics",
+        );
+        let text = String::from_utf8_lossy(&output.stdout);
+        let counter = |kind: &str| -> u64 {
+            text.lines()
+                .filter(|l| l.starts_with("dragonfly_dfdaemon_download_traffic{"))
+                .filter(|l| l.contains(&format!("type=\"{kind}\"")))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+                .map(|v| v as u64)
+                .sum()
+        };
+        (counter("BACK_TO_SOURCE"), counter("REMOTE_PEER"))
+    }
+
     /// Bytes the S3 server sent, by its own metric.
     pub fn sent_bytes(&self) -> u64 {
         self.s3(&["sent-bytes"]).trim().parse().unwrap_or(0)

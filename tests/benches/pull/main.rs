@@ -5,12 +5,15 @@
 //! medians. `scripts/bench` builds everything in release mode and runs it.
 //!
 //!     scripts/bench [--size-mb 1024] [--runs 3] [--pairs 5] [--cases cold,warm,...] [--json FILE]
+//!                   [--fleet-nodes 2,4,8] [--chart FILE]
 //!
-//! Cases: cold, warm, register, many, fleet, memory (`direct` runs with
+//! Cases: cold, warm, register, many, fleet (nodes in network namespaces
+//! over shaped links; needs root), memory (`direct` runs with
 //! `cold`), forms (model directories, zip-store, zip64; paired runs, see
 //! `pairs.rs`). Every loop is bounded by --runs; every server is stopped when
 //! its handle drops.
 
+mod chart;
 mod cold;
 mod fixtures;
 mod fleet;
@@ -39,6 +42,10 @@ pub struct Args {
     pub pairs: usize,
     pub cases: Vec<String>,
     pub json: Option<PathBuf>,
+    /// The fleet case's node counts.
+    pub fleet_nodes: Vec<usize>,
+    /// Where the fleet case draws its chart (SVG).
+    pub chart: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -52,6 +59,8 @@ fn parse_args() -> Args {
         .map(String::from)
         .to_vec(),
         json: None,
+        fleet_nodes: vec![2, 4, 8],
+        chart: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -62,6 +71,13 @@ fn parse_args() -> Args {
             "--pairs" => args.pairs = value().parse().expect("--pairs N"),
             "--cases" => args.cases = value().split(',').map(String::from).collect(),
             "--json" => args.json = Some(PathBuf::from(value())),
+            "--chart" => args.chart = Some(PathBuf::from(value())),
+            "--fleet-nodes" => {
+                args.fleet_nodes = value()
+                    .split(',')
+                    .map(|n| n.parse().expect("--fleet-nodes 2,4,8"))
+                    .collect()
+            }
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
