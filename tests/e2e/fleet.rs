@@ -126,3 +126,75 @@ fn a_node_whose_peer_dies_mid_pull_ends_whole_or_not_at_all() {
     }
     assert_no_partial_files(&store);
 }
+
+#[test]
+fn after_a_preheat_a_node_pulls_from_peers_and_the_store_sends_nothing() {
+    let fleet = Fleet::start(2, &[]);
+    fleet.make_bucket();
+    let work = tempfile::tempdir().unwrap();
+    let mar = make_mar("warm", 16.0, &work.path().join("mars"), 63);
+    fleet.upload(&format!("{PREFIX}warm.mar"), &mar.path);
+    let preheat = json!({"preheat": {
+        "manager": fleet.env("DF_MANAGER_URL"),
+        "token": fleet.env("DF_MANAGER_TOKEN"),
+        "scope": "all_peers",
+    }});
+    let cfg = work.path().join("cfg");
+    let config = fleet.config(1, &cfg, preheat.clone());
+    let sent = fleet.sent_bytes();
+    let output = fleet
+        .on(
+            "node-1",
+            &cli(),
+            &[
+                "preheat",
+                "--config",
+                &config.display().to_string(),
+                "--model",
+                "warm.mar",
+                "--wait",
+                "180",
+            ],
+        )
+        .output()
+        .unwrap();
+    let report = report_of(&output);
+    assert!(
+        output.status.success(),
+        "{report:#}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(report["states"][0]["state"], "SUCCESS", "{report:#}");
+    let preheated = fleet.sent_bytes() - sent;
+    assert!(
+        preheated >= mar.bytes,
+        "the preheat fetched {preheated} bytes"
+    );
+
+    let config = fleet.config(2, &cfg, preheat);
+    let store = work.path().join("store");
+    let output = fleet
+        .pull(
+            2,
+            &config,
+            &store,
+            &["--model", "warm.mar", "--no-progress"],
+        )
+        .output()
+        .unwrap();
+    let report = report_of(&output);
+    assert!(output.status.success(), "{report:#}");
+    assert_eq!(
+        report["models"][0]["download"]["served_from"], "dragonfly_cache",
+        "{report:#}"
+    );
+    let after = fleet.sent_bytes() - sent - preheated;
+    assert!(
+        after < 1024,
+        "the store sent {after} bytes after the preheat"
+    );
+    assert_eq!(
+        std::fs::read(store.join("warm.mar")).unwrap(),
+        std::fs::read(&mar.path).unwrap()
+    );
+}

@@ -20,6 +20,7 @@ mod jobs;
 mod load;
 mod locks;
 mod plugin;
+mod preheat;
 mod pull;
 mod reliability;
 mod retries;

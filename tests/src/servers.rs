@@ -186,6 +186,13 @@ impl DragonflyCluster {
     pub fn proxy(&self, i: usize) -> String {
         self.0.env(&format!("DF_PEER_{i}_PROXY")).to_string()
     }
+    /// The manager's REST address and a token with the job scope.
+    pub fn manager_url(&self) -> &str {
+        self.0.env("DF_MANAGER_URL")
+    }
+    pub fn manager_token(&self) -> &str {
+        self.0.env("DF_MANAGER_TOKEN")
+    }
     pub fn peer_pid(&self, i: usize) -> u32 {
         self.0
             .env(&format!("DF_PEER_{i}_PID"))

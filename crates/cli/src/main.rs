@@ -17,6 +17,7 @@ use dragonfly_endpoint_core::pull::{pull, PullHost};
 use dragonfly_endpoint_core::register::http::ManagementApi;
 use dragonfly_endpoint_core::register::ModelRegistry;
 
+mod preheat;
 mod progress;
 use progress::Reporter;
 
@@ -24,6 +25,7 @@ const USAGE: &str = "\
 Pull TorchServe model archives from object storage through a Dragonfly peer.
 
 usage: dragonfly-endpoint pull --model-store DIR [options]
+       dragonfly-endpoint preheat [options]   (--help for its options)
 
 options:
   --config FILE          config file (default: $DRAGONFLY_ENDPOINT_CONFIG,
@@ -71,25 +73,38 @@ struct Cli {
     query: Query,
 }
 
-fn parse_args(args: &[String]) -> Result<Cli> {
-    let mut args = args.iter();
-    match args.next().map(String::as_str) {
-        Some("pull") => {}
-        Some("-h" | "--help") | None => bail!("{USAGE}"),
-        Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
+/// A command of the CLI.
+enum Command {
+    Pull(Cli),
+    Preheat(preheat::PreheatCli),
+}
+
+fn parse_command(args: &[String]) -> Result<Command> {
+    match args.first().map(String::as_str) {
+        Some("preheat") => {
+            let (flags, _) = parse_flags(&args[1..], preheat::USAGE)?;
+            Ok(Command::Preheat(preheat::parse_args(flags)?))
+        }
+        _ => parse_args(args).map(Command::Pull),
     }
+}
+
+/// `--name value` and `--name=value` pairs, each once; `--no-progress`
+/// counted apart.
+fn parse_flags(args: &[String], usage: &str) -> Result<(BTreeMap<String, String>, bool)> {
+    let mut args = args.iter();
     let mut flags: BTreeMap<String, String> = BTreeMap::new();
     let mut progress = true;
     while let Some(arg) = args.next() {
         let Some(name) = arg.strip_prefix("--") else {
-            bail!("unexpected argument {arg:?}\n\n{USAGE}");
+            bail!("unexpected argument {arg:?}\n\n{usage}");
         };
         if name == "no-progress" {
             progress = false;
             continue;
         }
         if name == "help" {
-            bail!("{USAGE}");
+            bail!("{usage}");
         }
         let (name, value) = match name.split_once('=') {
             Some((n, v)) => (n.to_string(), v.to_string()),
@@ -104,6 +119,16 @@ fn parse_args(args: &[String]) -> Result<Cli> {
             bail!("--{name} given twice");
         }
     }
+    Ok((flags, progress))
+}
+
+fn parse_args(args: &[String]) -> Result<Cli> {
+    match args.first().map(String::as_str) {
+        Some("pull") => {}
+        Some("-h" | "--help") | None => bail!("{USAGE}"),
+        Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+    let (mut flags, progress) = parse_flags(&args[1..], USAGE)?;
     let model_store = flags
         .remove("model-store")
         .map(PathBuf::from)
@@ -174,8 +199,8 @@ fn main() -> ExitCode {
         )
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let cli = match parse_args(&args) {
-        Ok(cli) => cli,
+    let command = match parse_command(&args) {
+        Ok(command) => command,
         Err(err) => {
             eprintln!("{err:#}");
             return ExitCode::from(2);
@@ -188,7 +213,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = runtime.block_on(run(cli));
+    let outcome = runtime.block_on(async move {
+        match command {
+            Command::Pull(cli) => run(cli).await,
+            Command::Preheat(cli) => preheat::run(cli).await,
+        }
+    });
     // A failed pull's removals run on threads of their own: let them end
     // before the process does, so the store is left as it was.
     if !dragonfly_endpoint_core::model_store::background::wait_for_cleanups(Duration::from_secs(60))

@@ -99,6 +99,15 @@ pub enum CoreError {
     #[error("timed out: {0}")]
     Timeout(String),
 
+    /// The Dragonfly manager refused or failed a job request (`status` 0:
+    /// not reached).
+    #[error("Dragonfly manager {addr} answered {status}: {message}")]
+    Manager {
+        addr: String,
+        status: u16,
+        message: String,
+    },
+
     /// The archive cannot be unpacked safely (a bad CRC, an entry name
     /// escaping its directory, a truncated entry): TorchServe would refuse
     /// it too, so it is refused the way TorchServe does.
@@ -185,7 +194,8 @@ impl CoreError {
             | CoreError::Storage(_)
             | CoreError::Transfer { .. }
             | CoreError::LengthMismatch { .. }
-            | CoreError::ChecksumMismatch { .. } => 502,
+            | CoreError::ChecksumMismatch { .. }
+            | CoreError::Manager { .. } => 502,
             CoreError::Timeout(_) => 504,
             CoreError::NoSpace { .. } => 507,
             CoreError::Registration { status, .. } => match status {
@@ -212,6 +222,7 @@ impl CoreError {
             CoreError::Conflict(_) => "ConflictStatusException",
             CoreError::PeerUnreachable { .. } | CoreError::Peer { .. } => "DragonflyPeerException",
             CoreError::Storage(_) => "ObjectStorageException",
+            CoreError::Manager { .. } => "DragonflyManagerException",
             CoreError::Transfer { .. } => "TransferException",
             CoreError::LengthMismatch { .. } => "ContentLengthMismatchException",
             CoreError::ChecksumMismatch { .. } => "DigestMismatchException",

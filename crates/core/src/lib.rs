@@ -8,6 +8,7 @@
 //! | module        | owns                                                   |
 //! |---------------|--------------------------------------------------------|
 //! | `api`         | the REST surface: routes, query parsing, GET, DELETE   |
+//! | `preheat`     | jobs in the Dragonfly manager for the pulls' tasks     |
 //! | `pull`        | orchestration: plan, per-model steps, progress, report |
 //! | `register`    | TorchServe registration: trait, options, outcomes      |
 //! | `format`      | archive forms and how each is unpacked                 |
@@ -30,6 +31,7 @@ pub mod error;
 pub mod format;
 pub mod hooks;
 pub mod model_store;
+pub mod preheat;
 pub mod pull;
 pub mod register;
 pub mod secret;

@@ -10,10 +10,13 @@
 //! | DELETE | /dragonfly          | unregister a model, remove its archive |
 //! |        |                     | (or `?job=ID`: cancel a pull job)      |
 //! | GET    | /dragonfly/metrics  | Prometheus text of this process's pulls|
+//! | PUT    | /dragonfly/preheat  | preheat jobs in the Dragonfly manager  |
+//! | GET    | /dragonfly/preheat  | a preheat job's state (`?job=ID`)      |
 //!
-//! May import: `pull`, `config`, `register`, `model_store`, `error`.
+//! May import: `pull`, `preheat`, `config`, `register`, `model_store`, `error`.
 
 mod delete;
+pub mod preheat;
 pub mod query;
 mod status;
 
@@ -97,6 +100,8 @@ pub async fn handle(
     let result = match route_method(method, route, path) {
         Ok(()) => match (route, method) {
             ("/dragonfly/metrics", _) => Ok(ApiResponse::text(200, Metrics::global().render())),
+            ("/dragonfly/preheat", "PUT") => preheat::create(query, host).await,
+            ("/dragonfly/preheat", _) => preheat::state(query, host).await,
             (_, "PUT" | "POST") => pull_models(query, host, registry).await,
             (_, "GET") => status::status(query, host),
             (_, "DELETE") => delete::delete(query, host, registry).await,
@@ -123,6 +128,7 @@ fn route_method(method: &str, route: &str, path: &str) -> Result<()> {
         "/dragonfly" => &["GET", "PUT", "POST", "DELETE"],
         "/dragonfly/models" => &["POST"],
         "/dragonfly/metrics" => &["GET"],
+        "/dragonfly/preheat" => &["PUT", "GET"],
         _ => {
             return Err(CoreError::RouteNotFound {
                 path: path.to_string(),

@@ -12,6 +12,7 @@
 
 mod download;
 mod location;
+mod preheat;
 mod redact;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ pub use location::{
     ConfigLocation, CONFIG_DIR_ENV, CONFIG_DIR_PROPERTY, CONFIG_ENV, CONFIG_PROPERTY,
     DEFAULT_CONFIG_PATH,
 };
+pub use preheat::{PreheatConfig, PreheatScope, MANAGER_TOKEN_ENV};
 
 pub const PROXY_USER_ENV: &str = "DRAGONFLY_PROXY_USER";
 pub const PROXY_PASSWORD_ENV: &str = "DRAGONFLY_PROXY_PASSWORD";
@@ -65,6 +67,9 @@ pub struct Config {
     pub download: DownloadConfig,
     #[serde(default)]
     pub unpack: UnpackConfig,
+    /// The Dragonfly manager, for preheat jobs.
+    #[serde(default)]
+    pub preheat: PreheatConfig,
     /// Keys no field took (serde cannot deny unknown fields beside a
     /// flattened one): refused by `validate`.
     #[serde(flatten)]
@@ -234,6 +239,9 @@ impl Config {
         if let (Some(user), Some(password)) = (var(PROXY_USER_ENV), var(PROXY_PASSWORD_ENV)) {
             self.download.proxy_basic_auth = Some(Secret::new((user, password)));
         }
+        if self.preheat.token.is_none() {
+            self.preheat.token = var(MANAGER_TOKEN_ENV).map(Secret::new);
+        }
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
@@ -311,6 +319,21 @@ impl Config {
                 1..=10_000_000,
             ),
             ("unpack.max_bytes", self.unpack.max_bytes, 1..=u64::MAX),
+            (
+                "preheat.timeout_secs",
+                self.preheat.timeout_secs,
+                60..=86_400,
+            ),
+            (
+                "preheat.count",
+                self.preheat.count.map_or(1, u64::from),
+                1..=200,
+            ),
+            (
+                "preheat.percentage",
+                self.preheat.percentage.map_or(1, u64::from),
+                1..=100,
+            ),
         ] {
             if !range.contains(&value) {
                 return Err(format!(
@@ -325,6 +348,16 @@ impl Config {
                 return Err(format!(
                     "key 'download.total_timeout_secs': {total} is out of range 1..=604800"
                 ));
+            }
+        }
+        if let Some(manager) = &self.preheat.manager {
+            let url = url::Url::parse(manager.expose())
+                .map_err(|e| format!("key 'preheat.manager': not a URL: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(
+                    "key 'preheat.manager': must be the manager's http:// or https:// REST address"
+                        .into(),
+                );
             }
         }
         self.register.validate()?;

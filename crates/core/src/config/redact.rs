@@ -55,6 +55,16 @@ impl Config {
             "register": self.register,
             "register_as": self.register_as,
             "unpack": self.unpack,
+            "preheat": {
+                "manager": self.preheat.manager.as_ref().map(MaskedUrl::shown),
+                "token": mask(&self.preheat.token),
+                "scope": self.preheat.scope,
+                "count": self.preheat.count,
+                "percentage": self.preheat.percentage,
+                "ips": self.preheat.ips,
+                "scheduler_cluster_ids": self.preheat.scheduler_cluster_ids,
+                "timeout_secs": self.preheat.timeout_secs,
+            },
             "download": {
                 "fallback": self.download.fallback,
                 "concurrency": self.download.concurrency,
@@ -69,6 +79,7 @@ impl Config {
                 "ca_cert": self.download.ca_cert,
                 "total_timeout_secs": self.download.total_timeout_secs,
                 "lock_wait_secs": self.download.lock_wait_secs,
+                "file_concurrency": self.download.file_concurrency,
                 "proxy_basic_auth": self.download.proxy_basic_auth.as_ref().map(|_| "*** (from environment)"),
             },
         })

@@ -17,6 +17,8 @@ pub mod header {
     pub const FILTERED_QUERY_PARAMS: &str = "X-Dragonfly-Filtered-Query-Params";
     pub const TASK_ID: &str = "X-Dragonfly-Task-ID";
     pub const TAG: &str = "X-Dragonfly-Tag";
+    pub const APPLICATION: &str = "X-Dragonfly-Application";
+    pub const PIECE_LENGTH: &str = "X-Dragonfly-Piece-Length";
     pub const TASK_DOWNLOAD_FINISHED: &str = "X-Dragonfly-Task-Download-Finished";
     pub const ERROR_TYPE: &str = "X-Dragonfly-Error-Type";
     pub const USE_P2P: &str = "X-Dragonfly-Use-P2P";
