@@ -147,10 +147,18 @@ fn a_model_directory_registers_answers_and_is_pulled_once() {
     std::fs::write(broken.join("weights.bin"), vec![7u8; 4096]).unwrap();
     origin.upload_dir(&format!("{PREFIX}broken/"), &broken);
     let (status, body) = call(&ts, "PUT", "/dragonfly?model=broken/");
-    let pulled = model(&body, "broken");
-    assert!(pulled["error"]["code"].as_u64().is_some(), "{body:#}");
-    assert_eq!(u64::from(status), pulled["error"]["code"].as_u64().unwrap());
-    assert!(status >= 400, "{body:#}");
+    // TorchServe's own refusal, passed on with its status and words.
+    assert_eq!(status, 400, "{body:#}");
+    let error = &model(&body, "broken")["error"];
+    assert_eq!(error["type"], "RegistrationException", "{body:#}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("TorchServe refused"),
+        "{body:#}"
+    );
+    assert_eq!(infer(&ts, "broken"), Err(404));
     wait_until("the refused directory is removed", || {
         versions(&store, "broken").is_empty()
     });

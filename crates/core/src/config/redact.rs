@@ -13,6 +13,7 @@ const SHOWN_HEADERS: &[&str] = &[
     "x-dragonfly-use-p2p",
     "x-dragonfly-piece-length",
     "x-dragonfly-priority",
+    "x-dragonfly-scheduling-policy",
     "x-dragonfly-filtered-query-params",
     "x-dragonfly-content-for-calculating-task-id",
 ];

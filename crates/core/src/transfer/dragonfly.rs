@@ -22,6 +22,7 @@ pub mod header {
     pub const TASK_DOWNLOAD_FINISHED: &str = "X-Dragonfly-Task-Download-Finished";
     pub const ERROR_TYPE: &str = "X-Dragonfly-Error-Type";
     pub const USE_P2P: &str = "X-Dragonfly-Use-P2P";
+    pub const SCHEDULING_POLICY: &str = "X-Dragonfly-Scheduling-Policy";
     pub const OUTPUT_PATH: &str = "X-Dragonfly-Output-Path";
     pub const FORCE_HARD_LINK: &str = "X-Dragonfly-Force-Hard-Link";
 }
@@ -79,6 +80,16 @@ pub fn peer_headers(config: &Config, signing: &[&str]) -> Result<HeaderMap> {
     if !headers.contains_key(header::USE_P2P) {
         // Without it the peer only goes P2P for URLs its rules match.
         headers.insert(header::USE_P2P, HeaderValue::from_static("true"));
+    }
+    if !headers.contains_key(header::SCHEDULING_POLICY) {
+        // dfdaemon's `auto` fetches a task of one piece (4 MiB or less)
+        // straight from the source on every node: the small files of a
+        // model directory would hit the store once per node. `always`
+        // shares every task through the scheduler.
+        headers.insert(
+            header::SCHEDULING_POLICY,
+            HeaderValue::from_static("always"),
+        );
     }
     Ok(headers)
 }
