@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use dragonfly_endpoint_core::api::preheat::parse;
+use dragonfly_endpoint_core::api::preheat::{parse, PARAMS};
 use dragonfly_endpoint_core::api::query::Query;
 use dragonfly_endpoint_core::config::{Config, ConfigLocation};
 use dragonfly_endpoint_core::preheat::{job_state, preheat};
@@ -33,16 +33,6 @@ Prints the jobs as JSON on stdout (with --wait, each job's final state).
 Exit status: 0 jobs created (with --wait: all SUCCESS), 1 a job failed or
 the manager refused, 2 bad usage, parameters or config.";
 
-const QUERY_FLAGS: &[&str] = &[
-    "model",
-    "bucket",
-    "prefix",
-    "scope",
-    "count",
-    "percentage",
-    "ips",
-];
-
 pub struct PreheatCli {
     config: Option<String>,
     wait: Option<Duration>,
@@ -59,7 +49,7 @@ pub fn parse_args(mut flags: BTreeMap<String, String>) -> Result<PreheatCli> {
     let config = flags.remove("config");
     let mut query = Query::new();
     for (name, value) in flags {
-        if !QUERY_FLAGS.contains(&name.as_str()) {
+        if name == "config" || !PARAMS.contains(&name.as_str()) {
             bail!("unknown option --{name}\n\n{USAGE}");
         }
         query.insert(name, vec![value]);

@@ -165,10 +165,11 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
             sample
         },
         |run| {
-            let (name, key) = fresh("repullbase", run);
-            b.post_url(&name, &key, false);
-            b.unregister(&name);
-            // The archive TorchServe downloaded is in its model store.
+            let (name, _) = fresh("repullbase", run);
+            // The same archive in TorchServe's own model store (its
+            // unregister removes an archive its POST downloaded).
+            let archive = serving.ts.model_store().join(format!("{name}.mar"));
+            std::fs::copy(&mar.path, &archive).expect("copy the archive into the store");
             let sample = b.timed(
                 &name,
                 "POST",

@@ -13,7 +13,9 @@ use crate::error::{CoreError, Result};
 use crate::preheat::{self, PreheatRequest};
 use crate::pull::plan::{parse_selection, validate_key_text};
 
-const PARAMS: &[&str] = &[
+/// The query parameters of a preheat; all but `config` are also the
+/// CLI's flags.
+pub const PARAMS: &[&str] = &[
     "config",
     "model",
     "bucket",

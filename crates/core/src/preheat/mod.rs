@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::config::{Config, PreheatScope};
 use crate::error::{CoreError, Result};
-use crate::pull::plan::{self, normalize_prefix, Selection};
+use crate::pull::plan::{self, Selection};
 use crate::pull::PullRequest;
 use crate::source::{self, ObjectSource};
 use crate::transfer::dragonfly::{header, peer_headers, with_version_tag};
@@ -66,23 +66,7 @@ pub async fn preheat(config: &Config, request: &PreheatRequest) -> Result<Prehea
         prefix: request.prefix.clone(),
         ..PullRequest::default()
     };
-    plan::check_allowed(&as_pull, config)?;
-    let bucket = as_pull
-        .bucket
-        .clone()
-        .or_else(|| config.object_storage.bucket_name.clone())
-        .ok_or_else(|| {
-            CoreError::invalid(
-                "bucket",
-                "missing: set object_storage.bucket_name or pass bucket=",
-            )
-        })?;
-    let prefix = normalize_prefix(
-        as_pull
-            .prefix
-            .as_deref()
-            .unwrap_or(&config.object_storage.prefix),
-    );
+    let (bucket, prefix) = plan::bucket_and_prefix(&as_pull, config)?;
     let selection: Selection = plan::selection(&as_pull, config)?;
     let ca_pem = config.ca_cert_pem()?;
     let source = source::connect(&config.object_storage, &bucket, ca_pem.as_deref()).await?;

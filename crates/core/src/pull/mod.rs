@@ -79,23 +79,7 @@ struct PullContext {
 /// Runs a pull. Errors returned here concern the whole request (bad
 /// parameters, config, listing); per-model errors are in the report.
 pub async fn pull(host: &PullHost, config: &Config, request: &PullRequest) -> Result<PullReport> {
-    plan::check_allowed(request, config)?;
-    let bucket = request
-        .bucket
-        .clone()
-        .or_else(|| config.object_storage.bucket_name.clone())
-        .ok_or_else(|| {
-            CoreError::invalid(
-                "bucket",
-                "missing: set object_storage.bucket_name in the config or pass bucket=",
-            )
-        })?;
-    let prefix = plan::normalize_prefix(
-        request
-            .prefix
-            .as_deref()
-            .unwrap_or(&config.object_storage.prefix),
-    );
+    let (bucket, prefix) = plan::bucket_and_prefix(request, config)?;
     let selection = plan::selection(request, config)?;
     let options = request.register.apply(&config.register)?;
     if !config.download.tls_verify {

@@ -104,6 +104,29 @@ pub fn check_allowed(request: &PullRequest, config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// The bucket and prefix a request reads from: its own, checked against
+/// the config's allowlist ([`check_allowed`]), else the config's.
+pub fn bucket_and_prefix(request: &PullRequest, config: &Config) -> Result<(String, String)> {
+    check_allowed(request, config)?;
+    let bucket = request
+        .bucket
+        .clone()
+        .or_else(|| config.object_storage.bucket_name.clone())
+        .ok_or_else(|| {
+            CoreError::invalid(
+                "bucket",
+                "missing: set object_storage.bucket_name in the config or pass bucket=",
+            )
+        })?;
+    let prefix = normalize_prefix(
+        request
+            .prefix
+            .as_deref()
+            .unwrap_or(&config.object_storage.prefix),
+    );
+    Ok((bucket, prefix))
+}
+
 /// Parses `all`, `a.mar` or `a.mar,b.mar`.
 pub fn parse_selection(raw: &str) -> Result<Selection> {
     let raw = raw.trim();
