@@ -140,7 +140,7 @@ impl Fleet {
         let text = String::from_utf8_lossy(&output.stdout);
         let counter = |kind: &str| -> u64 {
             text.lines()
-                .filter(|l| l.starts_with("dragonfly_dfdaemon_download_traffic{"))
+                .filter(|l| l.starts_with("dragonfly_client_download_traffic{"))
                 .filter(|l| l.contains(&format!("type=\"{kind}\"")))
                 .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
                 .map(|v| v as u64)

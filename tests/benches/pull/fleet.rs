@@ -100,6 +100,7 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         let fleet = Fleet::start(nodes, &[]);
         fleet.make_bucket();
         let work = work.join(format!("fleet-{nodes}"));
+        std::fs::create_dir_all(&work).expect("fleet work dir");
         let mut point = Point {
             nodes,
             dragonfly: Vec::new(),
