@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::fixtures::{cli_pull, fresh_dir, progress, pull_command, write_config, Keys};
 use crate::memory::peak_rss;
 use crate::pairs::{measure, timed};
-use crate::serving::Serving;
+use crate::serving::{post_url_path, Serving};
 use crate::stats::{median, Row};
 use crate::Args;
 
@@ -107,10 +107,7 @@ fn stored_register(args: &Args, stored: &Mar, work: &Path, rows: &mut Vec<Row>) 
         |run| {
             let name = format!("fpost{run}");
             let key = origin.fresh(stored, &format!("{name}.mar"));
-            let url: String =
-                url::form_urlencoded::byte_serialize(origin.presign(&key).as_bytes()).collect();
-            let path =
-                format!("/models?url={url}&model_name={name}&initial_workers=1&synchronous=true");
+            let path = post_url_path(&origin, &key, &name);
             let sample = register(&name, "POST", &path);
             serving.call("DELETE", &format!("/models/{name}"));
             serving.remove_store_files(&name);

@@ -22,7 +22,7 @@ use serde_json::json;
 use crate::fixtures::{progress, write_config, Keys};
 use crate::forms::settle;
 use crate::pairs::{measure, timed, Sample};
-use crate::serving::Serving;
+use crate::serving::{post_url_path, Serving};
 use crate::stats::Row;
 use crate::Args;
 
@@ -50,10 +50,7 @@ impl Bench<'_> {
     /// TorchServe's own POST of a presigned URL (`initial_workers=1`,
     /// synchronous), untimed with `time: false`.
     fn post_url(&self, name: &str, key: &str, time: bool) -> Option<Sample> {
-        let url: String =
-            url::form_urlencoded::byte_serialize(self.origin.presign(key).as_bytes()).collect();
-        let path =
-            format!("/models?url={url}&model_name={name}&initial_workers=1&synchronous=true");
+        let path = post_url_path(self.origin, key, name);
         if time {
             return Some(self.timed(name, "POST", &path));
         }

@@ -9,7 +9,16 @@ use dragonfly_endpoint_testbed::{
 };
 use serde_json::{json, Value};
 
-use crate::fixtures::{http, write_config};
+use crate::fixtures::{http, write_config, Keys};
+
+/// TorchServe's own registration of `key` under `name` from a presigned
+/// URL of the origin, with one worker, answering once registered: the
+/// baseline the register cases compare with.
+pub fn post_url_path(origin: &Origin, key: &str, name: &str) -> String {
+    let url: String =
+        url::form_urlencoded::byte_serialize(origin.presign(key).as_bytes()).collect();
+    format!("/models?url={url}&model_name={name}&initial_workers=1&synchronous=true")
+}
 
 /// TorchServe with the plugin and its model API on, for the baseline.
 pub struct Serving {
