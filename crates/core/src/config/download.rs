@@ -31,6 +31,19 @@ pub enum HardLink {
     Off,
 }
 
+/// How a presigned `https://` URL reaches the store through the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpsViaPeer {
+    /// Asked as `http://` of the same host and port; dfdaemon's proxy rule
+    /// with `useTLS: true` for the store's host fetches it over TLS. One
+    /// dfdaemon rule, no CA anywhere, one TLS leg.
+    TlsRule,
+    /// `CONNECT` through the proxy, which intercepts it with its own CA
+    /// (`proxy.server.caCert`, trusted through `ca_cert`).
+    Tunnel,
+}
+
 /// How downloads run.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +80,9 @@ pub struct DownloadConfig {
     /// dfdaemon's proxy signs intercepted HTTPS with (`proxy.server.caCert`).
     #[serde(default)]
     pub ca_cert: Option<PathBuf>,
+    /// How `https://` stores are reached through the peer.
+    #[serde(default = "default_https_via_peer")]
+    pub https_via_peer: HttpsViaPeer,
     /// A whole model's pull (stat, download, unpack, registration) that
     /// takes longer fails with 504; unset: no limit.
     #[serde(default)]
@@ -94,11 +110,16 @@ impl Default for DownloadConfig {
             hard_link: default_hard_link(),
             tls_verify: default_true(),
             ca_cert: None,
+            https_via_peer: default_https_via_peer(),
             total_timeout_secs: None,
             lock_wait_secs: default_lock_wait_secs(),
             proxy_basic_auth: None,
         }
     }
+}
+
+fn default_https_via_peer() -> HttpsViaPeer {
+    HttpsViaPeer::TlsRule
 }
 
 /// What an archive may unpack to: a deflate bomb or a million tiny entries

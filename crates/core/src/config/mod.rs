@@ -14,6 +14,7 @@ mod download;
 mod location;
 mod preheat;
 mod redact;
+mod storage;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,12 +25,13 @@ use crate::error::{CoreError, Result};
 use crate::register::RegisterOptions;
 use crate::secret::{MaskedUrl, Secret};
 
-pub use download::{DownloadConfig, Fallback, HardLink, UnpackConfig};
+pub use download::{DownloadConfig, Fallback, HardLink, HttpsViaPeer, UnpackConfig};
 pub use location::{
     ConfigLocation, CONFIG_DIR_ENV, CONFIG_DIR_PROPERTY, CONFIG_ENV, CONFIG_PROPERTY,
     DEFAULT_CONFIG_PATH,
 };
 pub use preheat::{PreheatConfig, PreheatScope, MANAGER_TOKEN_ENV};
+pub use storage::{ObjectStorageConfig, StoreKind};
 
 pub const PROXY_USER_ENV: &str = "DRAGONFLY_PROXY_USER";
 pub const PROXY_PASSWORD_ENV: &str = "DRAGONFLY_PROXY_PASSWORD";
@@ -79,68 +81,6 @@ pub struct Config {
     pub source: PathBuf,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ObjectStorageConfig {
-    #[serde(rename = "type", default = "default_storage_type")]
-    pub kind: String,
-    #[serde(default)]
-    pub bucket_name: Option<String>,
-    /// Key prefix that `model` names are relative to.
-    #[serde(default)]
-    pub prefix: String,
-    #[serde(default)]
-    pub region: Option<String>,
-    /// Endpoint of an S3-compatible store; unset for AWS S3.
-    #[serde(default)]
-    pub endpoint: Option<MaskedUrl>,
-    /// Path-style URLs; defaults to true when `endpoint` is set.
-    #[serde(default)]
-    pub force_path_style: Option<bool>,
-    #[serde(default)]
-    pub access_key: Option<Secret<String>>,
-    #[serde(default)]
-    pub secret_key: Option<Secret<String>>,
-    #[serde(default)]
-    pub session_token: Option<Secret<String>>,
-    #[serde(default = "default_presign_expiry_secs")]
-    pub presign_expiry_secs: u64,
-    /// Deadline of each store API call (list, stat, presign).
-    #[serde(default = "default_operation_timeout_secs")]
-    pub operation_timeout_secs: u64,
-    /// Buckets a request may name with `bucket=`; unset: `bucket_name` only.
-    #[serde(default)]
-    pub allowed_buckets: Option<Vec<String>>,
-    /// Prefixes a request may name with `prefix=` (it must start with one);
-    /// unset: `prefix` only.
-    #[serde(default)]
-    pub allowed_prefixes: Option<Vec<String>>,
-}
-
-impl ObjectStorageConfig {
-    pub fn path_style(&self) -> bool {
-        self.force_path_style.unwrap_or(self.endpoint.is_some())
-    }
-
-    /// The buckets a request may read: `allowed_buckets`, else the
-    /// configured bucket.
-    pub fn allowed_buckets(&self) -> Vec<String> {
-        match &self.allowed_buckets {
-            Some(buckets) => buckets.clone(),
-            None => self.bucket_name.iter().cloned().collect(),
-        }
-    }
-
-    /// The prefixes a request may read under: `allowed_prefixes`, else the
-    /// configured prefix.
-    pub fn allowed_prefixes(&self) -> Vec<String> {
-        match &self.allowed_prefixes {
-            Some(prefixes) => prefixes.clone(),
-            None => vec![self.prefix.clone()],
-        }
-    }
-}
-
 /// The form in which a pulled archive is registered with TorchServe. The
 /// `.mar` stays in the model store either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -156,21 +96,9 @@ pub enum RegisterAs {
 fn default_addr() -> MaskedUrl {
     MaskedUrl::new("http://127.0.0.1:4001")
 }
-fn default_operation_timeout_secs() -> u64 {
-    60
-}
-fn default_storage_type() -> String {
-    "s3".into()
-}
-fn default_presign_expiry_secs() -> u64 {
-    3600
-}
 fn default_register_as() -> RegisterAs {
     RegisterAs::Directory
 }
-
-/// Storage types this build can read from.
-const STORAGE_TYPES: &[&str] = &["s3"];
 
 impl Config {
     /// Parses and validates config text; `source` is named in errors.
@@ -257,23 +185,7 @@ impl Config {
             ));
         }
         let storage = &self.object_storage;
-        let kind = &storage.kind;
-        if !STORAGE_TYPES.contains(&kind.as_str()) {
-            return Err(format!(
-                "key 'object_storage.type': unknown storage type {kind:?}; supported: {}",
-                STORAGE_TYPES.join(", ")
-            ));
-        }
-        if let Some(endpoint) = &storage.endpoint {
-            url::Url::parse(endpoint.expose())
-                .map_err(|e| format!("key 'object_storage.endpoint': not a URL: {e}"))?;
-        }
-        if storage.access_key.is_some() != storage.secret_key.is_some() {
-            return Err(
-                "keys 'object_storage.access_key' and 'object_storage.secret_key' must be given together (or both left out to use the AWS credential chain)"
-                    .into(),
-            );
-        }
+        storage.validate()?;
         let download = &self.download;
         for (key, value, range) in [
             (

@@ -37,7 +37,7 @@ impl Config {
             "header": headers,
             "filter": self.filter,
             "object_storage": {
-                "type": storage.kind,
+                "type": storage.kind.name(),
                 "bucket_name": storage.bucket_name,
                 "prefix": storage.prefix,
                 "region": storage.region,
@@ -46,7 +46,14 @@ impl Config {
                 "access_key": mask(&storage.access_key),
                 "secret_key": mask(&storage.secret_key),
                 "session_token": mask(&storage.session_token),
-                "credentials": if storage.access_key.is_some() { "config file" } else { "AWS credential chain" },
+                "project_id": storage.project_id,
+                "service_account_path": storage.service_account_path,
+                "token": mask(&storage.token),
+                "account_name": storage.account_name,
+                "account_key": mask(&storage.account_key),
+                "sas_token": mask(&storage.sas_token),
+                "connection_string": mask(&storage.connection_string),
+                "credentials": credential_source(storage),
                 "presign_expiry_secs": storage.presign_expiry_secs,
                 "operation_timeout_secs": storage.operation_timeout_secs,
                 "allowed_buckets": storage.allowed_buckets(),
@@ -84,5 +91,25 @@ impl Config {
                 "proxy_basic_auth": self.download.proxy_basic_auth.as_ref().map(|_| "*** (from environment)"),
             },
         })
+    }
+}
+
+/// Where the store's credentials come from, in words (never the values).
+fn credential_source(storage: &crate::config::ObjectStorageConfig) -> &'static str {
+    use crate::config::StoreKind;
+    let in_file = storage.access_key.is_some()
+        || storage.service_account_path.is_some()
+        || storage.token.is_some()
+        || storage.account_key.is_some()
+        || storage.sas_token.is_some()
+        || storage.connection_string.is_some();
+    match (in_file, storage.kind) {
+        (true, _) => "config file",
+        (false, StoreKind::S3) => "AWS credential chain",
+        (false, StoreKind::Gcs) => "GOOGLE_APPLICATION_CREDENTIALS or the gcloud ADC file",
+        (false, StoreKind::Abs) => "AZURE_STORAGE_* environment",
+        (false, StoreKind::Oss) => "ALIBABA_CLOUD_* / OSS_* environment",
+        (false, StoreKind::Obs) => "HUAWEI_CLOUD_* / OBS_* environment",
+        (false, StoreKind::Cos) => "TENCENTCLOUD_* environment",
     }
 }

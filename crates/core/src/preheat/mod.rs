@@ -8,7 +8,7 @@
 //! One job per object (each has its own tag). [`manager`] is the manager's
 //! job API.
 //!
-//! May import: `config`, `source`, `transfer::dragonfly`, `pull::plan`,
+//! May import: `config`, `source`, `transfer::dragonfly`, `pull::plan`, `pull::uri`,
 //! `error`, `secret`.
 
 pub mod manager;
@@ -66,8 +66,8 @@ pub async fn preheat(config: &Config, request: &PreheatRequest) -> Result<Prehea
         prefix: request.prefix.clone(),
         ..PullRequest::default()
     };
-    let (bucket, prefix) = plan::bucket_and_prefix(&as_pull, config)?;
-    let selection: Selection = plan::selection(&as_pull, config)?;
+    let (bucket, prefix, selection): (String, String, Selection) =
+        crate::pull::uri::target(&as_pull, config)?;
     let ca_pem = config.ca_cert_pem()?;
     let source = source::connect(&config.object_storage, &bucket, ca_pem.as_deref()).await?;
     let limits = crate::format::Limits {

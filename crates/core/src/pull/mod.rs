@@ -20,6 +20,7 @@ pub mod plan;
 mod prepare;
 pub mod progress;
 pub mod report;
+pub mod uri;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,8 +80,7 @@ struct PullContext {
 /// Runs a pull. Errors returned here concern the whole request (bad
 /// parameters, config, listing); per-model errors are in the report.
 pub async fn pull(host: &PullHost, config: &Config, request: &PullRequest) -> Result<PullReport> {
-    let (bucket, prefix) = plan::bucket_and_prefix(request, config)?;
-    let selection = plan::selection(request, config)?;
+    let (bucket, prefix, selection) = uri::target(request, config)?;
     let options = request.register.apply(&config.register)?;
     if !config.download.tls_verify {
         tracing::warn!(

@@ -138,7 +138,11 @@ pub fn parse_selection(raw: &str) -> Result<Selection> {
         return Err(CoreError::invalid("model", "the list of models is empty"));
     }
     for key in &keys {
-        validate_model_key(key)?;
+        if super::uri::is_uri(key) {
+            super::uri::split_uri(key)?;
+        } else {
+            validate_model_key(key)?;
+        }
     }
     for (i, key) in keys.iter().enumerate() {
         if keys[..i].contains(key) {

@@ -1,14 +1,18 @@
 //! Object stores behind one trait: list the model archives under a prefix,
 //! stat one, and presign the GET that the Dragonfly peer fetches (the same
-//! URL fetched without the peer is the direct fallback). Every store is one
-//! more file beside [`s3`], with the same shape: connect from its config,
-//! the trait, its error responses mapped to `CoreError` in the same file.
+//! URL fetched without the peer is the direct fallback). S3 is read through
+//! aws-sdk-s3 ([`s3`]); GCS, Azure Blob, OSS, OBS and COS through OpenDAL
+//! ([`cloud`], each type's operator and signing parameters in [`stores`],
+//! Azure's own SAS in [`azure`]).
 //!
 //! May import: `error`, `config`, `digest`, `secret`.
 
+pub mod azure;
+pub mod cloud;
 pub mod s3;
+pub mod stores;
 
-use crate::config::ObjectStorageConfig;
+use crate::config::{ObjectStorageConfig, StoreKind};
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::BoxFuture;
@@ -58,8 +62,10 @@ pub async fn connect(
     bucket: &str,
     ca_pem: Option<&[u8]>,
 ) -> Result<Box<dyn ObjectSource>> {
-    // `Config::validate` admits only the types matched here.
-    Ok(Box::new(s3::S3Source::connect(cfg, bucket, ca_pem).await?))
+    Ok(match cfg.kind {
+        StoreKind::S3 => Box::new(s3::S3Source::connect(cfg, bucket, ca_pem).await?),
+        _ => Box::new(cloud::CloudSource::connect(cfg, bucket, ca_pem)?),
+    })
 }
 
 /// The endings of model archive keys (`format::Form::ENDINGS`, which this

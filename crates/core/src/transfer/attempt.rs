@@ -38,7 +38,10 @@ impl Fetcher {
             offset,
             link,
         } = request;
-        let mut builder = client.get(url.url.expose());
+        let mut builder = match (via_peer, self.https_via_peer) {
+            (true, HttpsViaPeer::TlsRule) => client.get(dragonfly::for_tls_rule(url.url.expose())),
+            _ => client.get(url.url.expose()),
+        };
         if via_peer {
             builder = builder.headers(dragonfly::with_version_tag(
                 self.headers.clone(),
@@ -251,6 +254,7 @@ impl Fetcher {
         if e.is_connect() && via_peer {
             let mut reason = describe_http_error(e);
             if url.url.expose().starts_with("https:")
+                && self.https_via_peer == HttpsViaPeer::Tunnel
                 && reason.to_lowercase().contains("certificate")
             {
                 // dfdaemon intercepts HTTPS with its own CA.

@@ -98,6 +98,18 @@ pub fn peer_headers(config: &Config, signing: &[&str]) -> Result<HeaderMap> {
 /// configured tag, if any). Dragonfly names a task by URL and tag, not by
 /// content: without the version, a new object uploaded under the same key
 /// would be served from the old version's task.
+/// The URL to ask the proxy for under `download.https_via_peer: tls_rule`:
+/// an `https://` URL as `http://` of the same host and port (443 stays
+/// implicit, so the task ID is the one a preheat of the `https://` URL
+/// makes). dfdaemon's `useTLS: true` rule turns it back into `https://`
+/// and fetches it over TLS; signatures do not cover the scheme.
+pub fn for_tls_rule(url: &str) -> String {
+    match url.strip_prefix("https://") {
+        Some(rest) => format!("http://{rest}"),
+        None => url.to_string(),
+    }
+}
+
 pub fn with_version_tag(mut headers: HeaderMap, version: Option<&str>) -> HeaderMap {
     if let Some(version) = version {
         let tag = match headers.get(header::TAG).and_then(|v| v.to_str().ok()) {
@@ -223,6 +235,22 @@ mod tests {
     fn headers(config: &str) -> HeaderMap {
         let config = Config::parse(config.as_bytes(), Path::new("/c.json")).unwrap();
         peer_headers(&config, &[]).unwrap()
+    }
+
+    #[test]
+    fn https_urls_go_to_the_tls_rule_as_http_of_the_same_authority() {
+        assert_eq!(
+            for_tls_rule("https://s.example/b/k?sig=x"),
+            "http://s.example/b/k?sig=x"
+        );
+        assert_eq!(
+            for_tls_rule("https://127.0.0.1:9443/b/k"),
+            "http://127.0.0.1:9443/b/k"
+        );
+        assert_eq!(
+            for_tls_rule("http://127.0.0.1:8333/b/k"),
+            "http://127.0.0.1:8333/b/k"
+        );
     }
 
     #[test]

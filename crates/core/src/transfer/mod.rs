@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
 
-use crate::config::Config;
+use crate::config::{Config, HttpsViaPeer};
 use crate::digest::{hex, Algorithm, Digest};
 use crate::error::{describe_http_error, CoreError, Result};
 use crate::secret::PresignedUrl;
@@ -97,6 +97,7 @@ pub struct Fetcher {
     idle_timeout: Duration,
     verify_checksum: bool,
     hard_link: bool,
+    https_via_peer: HttpsViaPeer,
 }
 
 impl Fetcher {
@@ -113,6 +114,7 @@ impl Fetcher {
             idle_timeout: Duration::from_secs(download.read_timeout_secs),
             verify_checksum: download.verify_checksum,
             hard_link: config.hard_link_active(),
+            https_via_peer: download.https_via_peer,
         })
     }
 
