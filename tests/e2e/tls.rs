@@ -220,13 +220,64 @@ fn tls_is_verified_by_default_and_a_private_ca_can_be_trusted() {
     );
 
     // 5. The store's CA trusted: listed over TLS, and the object fetched
-    //    through the peer, which intercepts HTTPS with the same CA.
-    let (code, report, stderr, store) =
-        pull(&dragonfly.proxy(1), &tls_store.url, json!({"ca_cert": ca}));
+    //    through the peer, which intercepts HTTPS with the same CA (the
+    //    `tunnel` route; the default is tested below).
+    let (code, report, stderr, store) = pull(
+        &dragonfly.proxy(1),
+        &tls_store.url,
+        json!({"ca_cert": ca, "https_via_peer": "tunnel"}),
+    );
     assert_eq!(code, 0, "{report:#}\n{stderr}");
     assert_eq!(std::fs::read(store.join("tls.mar")).unwrap(), archive);
     assert_eq!(
         report["models"][0]["download"]["served_from"], "dragonfly",
         "{report:#}"
+    );
+}
+
+/// The default route to an `https://` store: the plugin asks the proxy for
+/// `http://` of the same host, and dfdaemon's `useTLS: true` rule fetches it
+/// over TLS. No CA is given to dfdaemon, and no CONNECT is made. Two peers,
+/// one through TorchServe and one through the CLI: the model registers and
+/// answers, and the store sends its body once.
+#[test]
+fn an_https_store_is_reached_through_the_tls_rule_and_shared_between_peers() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = make_pki(&work.path().join("pki"));
+    let s3 = S3Server::start();
+    s3.mb(BUCKET);
+    let tls_store = TlsFront::start(s3.endpoint(), &pki);
+    let authority = tls_store.url.trim_start_matches("https://");
+    let rule = authority.replace('.', "\\.");
+    let dragonfly = DragonflyCluster::start_with(2, &["--proxy-tls-rule", &rule]);
+    let mar = make_mar("https", 2.0, &work.path().join("mars"), 52);
+    s3.put(BUCKET, &format!("{PREFIX}https.mar"), &mar.path);
+
+    // The plugin's own listing and HEAD verify the store's certificate
+    // (a private CA here, a public one on a cloud).
+    let ca = pki.ca_cert.display().to_string();
+    let download = json!({"ca_cert": ca, "fallback": "none"});
+    let first = config(&work.path().join("cfg"), &s3, &dragonfly.proxy(1), &tls_store.url, download.clone());
+    let second = config(&work.path().join("cfg2"), &s3, &dragonfly.proxy(2), &tls_store.url, download);
+
+    let sent = s3.sent_bytes();
+    let (_plugins, ts) = torchserve_with_plugin(Jar::TestHooks, &first, "");
+    let (status, report) = call(&ts, "PUT", "/dragonfly?model=https.mar");
+    assert_eq!(status, 200, "{report:#}");
+    assert_eq!(report["models"][0]["download"]["served_from"], "dragonfly", "{report:#}");
+    assert_close(infer(&ts, "https").expect("inference"), mar.expected);
+
+    let store = work.path().join("store-2");
+    let (code, report, stderr) = pull_with_cli(&second, &store, &["--model", "https.mar", "--no-progress"]);
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    assert_eq!(std::fs::read(store.join("https.mar")).unwrap(), std::fs::read(&mar.path).unwrap());
+
+    // The store's own count: one body, plus each peer's one-byte probe
+    // and the small listing/HEAD answers.
+    let sent = s3.sent_bytes() - sent;
+    assert!(
+        sent >= mar.bytes && sent <= mar.bytes + mar.bytes / 20,
+        "the store sent {sent} bytes for one {}-byte archive pulled by two peers over https",
+        mar.bytes
     );
 }
