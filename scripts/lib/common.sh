@@ -30,6 +30,15 @@ DFE_DRAGONFLY2_ROOT="$DFE_CACHE/dragonfly2-$DFE_DRAGONFLY2_VERSION"
 DFE_SCHEDULER="$DFE_DRAGONFLY2_ROOT/bin/scheduler"
 DFE_MANAGER="$DFE_DRAGONFLY2_ROOT/bin/manager"
 
+# Object-store emulators (scripts/testbed/azurite, scripts/testbed/gcs).
+# Azurite 3.36+ needs Node 21+; the machines have Node 20.
+DFE_AZURITE_VERSION="3.35.0"
+DFE_AZURITE_ROOT="$DFE_CACHE/azurite-$DFE_AZURITE_VERSION"
+DFE_AZURITE_BLOB="$DFE_AZURITE_ROOT/node_modules/.bin/azurite-blob"
+DFE_FAKE_GCS_VERSION="v1.56.1"
+DFE_FAKE_GCS_ROOT="$DFE_CACHE/fake-gcs-server-$DFE_FAKE_GCS_VERSION"
+DFE_FAKE_GCS="$DFE_FAKE_GCS_ROOT/bin/fake-gcs-server"
+
 # PostgreSQL server binaries (Debian keeps them off PATH).
 DFE_PG_BIN="${DFE_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
 DFE_REDIS_SERVER="${DFE_REDIS_SERVER:-$(command -v redis-server || echo /usr/bin/redis-server)}"
@@ -38,6 +47,8 @@ export DFE_REPO DFE_CACHE DFE_LOGS DFE_VENV DFE_PY DFE_WEED DFE_TORCHSERVE \
   DFE_TORCHSERVE_VERSION DFE_TORCHSERVE_SUITE DFE_TORCHSERVE_MATRIX \
   DFE_DFCLIENT_VERSION DFE_DFCLIENT_ROOT DFE_DFDAEMON DFE_DFGET \
   DFE_DRAGONFLY2_VERSION DFE_DRAGONFLY2_ROOT DFE_SCHEDULER DFE_MANAGER \
+  DFE_AZURITE_VERSION DFE_AZURITE_ROOT DFE_AZURITE_BLOB \
+  DFE_FAKE_GCS_VERSION DFE_FAKE_GCS_ROOT DFE_FAKE_GCS \
   DFE_PG_BIN DFE_REDIS_SERVER
 
 # dfe_torchserve_venv VERSION: the venv that holds TorchServe VERSION.

@@ -26,6 +26,7 @@ mod reliability;
 mod retries;
 mod smoke;
 mod soak;
+mod stores;
 mod tls;
 mod unpack;
 mod versions;

@@ -257,20 +257,39 @@ fn an_https_store_is_reached_through_the_tls_rule_and_shared_between_peers() {
     // (a private CA here, a public one on a cloud).
     let ca = pki.ca_cert.display().to_string();
     let download = json!({"ca_cert": ca, "fallback": "none"});
-    let first = config(&work.path().join("cfg"), &s3, &dragonfly.proxy(1), &tls_store.url, download.clone());
-    let second = config(&work.path().join("cfg2"), &s3, &dragonfly.proxy(2), &tls_store.url, download);
+    let first = config(
+        &work.path().join("cfg"),
+        &s3,
+        &dragonfly.proxy(1),
+        &tls_store.url,
+        download.clone(),
+    );
+    let second = config(
+        &work.path().join("cfg2"),
+        &s3,
+        &dragonfly.proxy(2),
+        &tls_store.url,
+        download,
+    );
 
     let sent = s3.sent_bytes();
     let (_plugins, ts) = torchserve_with_plugin(Jar::TestHooks, &first, "");
     let (status, report) = call(&ts, "PUT", "/dragonfly?model=https.mar");
     assert_eq!(status, 200, "{report:#}");
-    assert_eq!(report["models"][0]["download"]["served_from"], "dragonfly", "{report:#}");
+    assert_eq!(
+        report["models"][0]["download"]["served_from"], "dragonfly",
+        "{report:#}"
+    );
     assert_close(infer(&ts, "https").expect("inference"), mar.expected);
 
     let store = work.path().join("store-2");
-    let (code, report, stderr) = pull_with_cli(&second, &store, &["--model", "https.mar", "--no-progress"]);
+    let (code, report, stderr) =
+        pull_with_cli(&second, &store, &["--model", "https.mar", "--no-progress"]);
     assert_eq!(code, 0, "{report:#}\n{stderr}");
-    assert_eq!(std::fs::read(store.join("https.mar")).unwrap(), std::fs::read(&mar.path).unwrap());
+    assert_eq!(
+        std::fs::read(store.join("https.mar")).unwrap(),
+        std::fs::read(&mar.path).unwrap()
+    );
 
     // The store's own count: one body, plus each peer's one-byte probe
     // and the small listing/HEAD answers.

@@ -39,7 +39,7 @@ pub struct Server {
 }
 
 impl Server {
-    fn start(script: &'static str, args: &[&str]) -> Server {
+    pub(crate) fn start(script: &'static str, args: &[&str]) -> Server {
         let tmp = tempfile::Builder::new()
             .prefix(&format!("dfe-{script}-"))
             .tempdir()
