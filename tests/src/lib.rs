@@ -5,6 +5,8 @@
 //! panics.
 //!
 //! - [`servers`]: the S3 server, the Dragonfly cluster, TorchServe;
+//! - [`emulators`]: Azurite (Azure Blob) and fake-gcs-server (GCS);
+//! - [`relay`]: a TCP relay that counts what an origin sends;
 //! - [`models`]: real model archives;
 //! - [`stack`]: the usual stack of a test in one call ([`Stack::builder`]):
 //!   [`Origin`] (S3 and Dragonfly), a config, TorchServe with the plugin;
@@ -13,6 +15,8 @@
 //! - [`files`]: what is left on disk;
 //! - [`cli`]: the `dragonfly-endpoint` CLI;
 //! - [`faults`]: a silent server and a fault-injecting HTTP front;
+//! - [`fake_store`]: a FAKE OSS/OBS/COS store (signatures ignored) serving
+//!   a directory;
 //! - [`fleet`]: nodes in network namespaces over shaped links.
 //!
 //! Everything is re-exported here, so `use dragonfly_endpoint_testbed::*`
@@ -23,22 +27,28 @@ use std::path::{Path, PathBuf};
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod emulators;
+pub mod fake_store;
 pub mod faults;
 pub mod files;
 pub mod fleet;
 pub mod models;
+pub mod relay;
 pub mod servers;
 pub mod stack;
 
 pub use cli::{cli, cli_command, cli_in_target, cli_output, pull_with_cli};
 pub use client::{assert_close, assert_error, call, http, http_with_timeout, infer, predict, send};
 pub use config::{config_json, config_variant, write_config, write_config_file, BUCKET, PREFIX};
+pub use emulators::{Azurite, FakeGcs};
+pub use fake_store::{FakeRequest, FakeStore, FakeStyle};
 pub use faults::{header_value, Fault, FrontPlan, HttpFront, SilentServer};
 pub use files::{
     assert_no_partial_files, assert_no_secrets, entries, store_entries, wait_until, walk,
 };
 pub use fleet::Fleet;
 pub use models::{cached_mar, cached_model, make_mar, make_model, ArchiveFormat, Mar};
+pub use relay::CountingRelay;
 pub use servers::{
     alive, plugin_jar, plugins_dir, DragonflyCluster, Jar, S3Server, Server, TorchServe,
 };
