@@ -233,6 +233,17 @@ fn tls_is_verified_by_default_and_a_private_ca_can_be_trusted() {
         report["models"][0]["download"]["served_from"], "dragonfly",
         "{report:#}"
     );
+
+    // 6. The default route without the peer's `useTLS` rule: the peer
+    //    speaks plain HTTP to the TLS port and fails; the pull says what
+    //    is missing, and the store is as it was.
+    let (code, report, _, store) = pull(
+        &dragonfly.proxy(1),
+        &tls_store.url,
+        json!({"ca_cert": ca, "retries": 0}),
+    );
+    let message = failed(code, &report, &store, "TransferException");
+    assert!(message.contains("useTLS"), "{message}");
 }
 
 /// The default route to an `https://` store: the plugin asks the proxy for

@@ -100,14 +100,34 @@ impl Fetcher {
             return Ok(Attempt::LinkRefused(status));
         }
         if !status.is_success() {
-            return Err(dragonfly::error_status(
+            let err = dragonfly::error_status(
                 &self.peer_addr,
                 target,
                 url.expires_at,
                 status,
                 header_text(header::ERROR_TYPE),
                 via_peer,
-            ));
+            );
+            let tls_rule = via_peer
+                && self.https_via_peer == HttpsViaPeer::TlsRule
+                && url.url.expose().starts_with("https:");
+            return Err(match err {
+                // Without the rule the peer speaks plain HTTP to the TLS
+                // port, and the store's answer is garbage: say what is
+                // missing.
+                CoreError::Transfer {
+                    object,
+                    attempts,
+                    reason,
+                } if tls_rule && status.is_server_error() => CoreError::Transfer {
+                    object,
+                    attempts,
+                    reason: format!(
+                        "{reason}; an https:// store through the peer needs a dfdaemon proxy rule with useTLS: true for its host (download.https_via_peer: tls_rule), or https_via_peer: tunnel"
+                    ),
+                },
+                other => other,
+            });
         }
         if status == StatusCode::PARTIAL_CONTENT {
             let resumed_at = header_text(CONTENT_RANGE.as_str())
