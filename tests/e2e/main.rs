@@ -11,6 +11,7 @@ mod crash;
 mod deadlines;
 mod directories;
 mod docs;
+mod fake_clouds;
 mod faults;
 mod fleet;
 mod formats;

@@ -14,6 +14,27 @@
 
 /// The environment variable naming the hooks file (test builds only).
 pub const HOOKS_ENV: &str = "DRAGONFLY_ENDPOINT_TEST_HOOKS";
+/// `host=ip:port,...`: names the store clients resolve to loopback (test
+/// builds only). OBS and COS URLs carry the bucket in the host name and no
+/// port, which no loopback test server could otherwise answer.
+pub const RESOLVE_ENV: &str = "DRAGONFLY_ENDPOINT_TEST_RESOLVE";
+
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn resolve_overrides() -> Vec<(String, std::net::SocketAddr)> {
+    Vec::new()
+}
+
+#[cfg(feature = "test-hooks")]
+pub fn resolve_overrides() -> Vec<(String, std::net::SocketAddr)> {
+    let text = std::env::var(RESOLVE_ENV).unwrap_or_default();
+    text.split(',')
+        .filter_map(|pair| {
+            let (host, addr) = pair.split_once('=')?;
+            Some((host.trim().to_string(), addr.trim().parse().ok()?))
+        })
+        .collect()
+}
 
 #[cfg(not(feature = "test-hooks"))]
 #[inline(always)]

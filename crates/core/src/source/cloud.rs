@@ -46,6 +46,9 @@ impl CloudSource {
                 client = client.add_root_certificate(cert);
             }
         }
+        for (host, addr) in crate::hooks::resolve_overrides() {
+            client = client.resolve(&host, addr);
+        }
         let client = client
             .build()
             .map_err(|e| CoreError::Internal(format!("HTTP client for the store: {e}")))?;

@@ -5,7 +5,7 @@
 //! ([`cloud`], each type's operator and signing parameters in [`stores`],
 //! Azure's own SAS in [`azure`]).
 //!
-//! May import: `error`, `config`, `digest`, `secret`.
+//! May import: `error`, `config`, `digest`, `secret`, `hooks`.
 
 pub mod azure;
 pub mod cloud;

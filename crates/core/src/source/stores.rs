@@ -157,16 +157,11 @@ pub fn operator(
             Ok((built(Operator::new(b).map(|o| o.finish()))?, Some(account)))
         }
         StoreKind::Oss => {
-            let endpoint = endpoint.unwrap_or_default();
-            let style = if cfg.force_path_style.unwrap_or(false) {
-                "path"
-            } else {
-                "virtual"
-            };
+            // Virtual-hosted only: reqsign 0.16.5 signs a path-style OSS
+            // request with the bucket twice (`/bucket/bucket/key`).
             let mut b = Oss::default()
                 .bucket(bucket)
-                .endpoint(&endpoint)
-                .addressing_style(style);
+                .endpoint(&endpoint.unwrap_or_default());
             if let (Some(ak), Some(sk)) = (key(&cfg.access_key), key(&cfg.secret_key)) {
                 b = b.access_key_id(&ak).access_key_secret(&sk);
             }
