@@ -50,6 +50,12 @@ fn oss_obs_and_cos_models_are_pulled_by_two_peers_and_sent_once() {
             .zip(&mars)
             .zip(["Signature", "Signature", "q-signature"])
     {
+        // OSS with the Java endpoint's key names, the others with the
+        // plugin's.
+        let (id, secret) = match *kind {
+            "oss" => ("access_key_id", "access_key_secret"),
+            _ => ("access_key", "secret_key"),
+        };
         let config = |peer: usize, key: &str, expiry: u64| {
             json!({
                 "addr": dragonfly.proxy(peer),
@@ -57,8 +63,8 @@ fn oss_obs_and_cos_models_are_pulled_by_two_peers_and_sent_once() {
                     "type": kind,
                     "bucket_name": "models",
                     "endpoint": format!("http://fake-{kind}.test"),
-                    "access_key": key,
-                    "secret_key": format!("{key}-secret"),
+                    id: key,
+                    secret: format!("{key}-secret"),
                     "prefix": format!("{kind}/"),
                     "presign_expiry_secs": expiry,
                 },

@@ -194,3 +194,33 @@ fn load_reads_only_regular_files_and_a_bounded_amount() {
         .to_string()
         .contains("larger than"));
 }
+
+/// docs/migrating.md shows the Java endpoint's `gcs`, `oss` and `abs`
+/// configs: each must be accepted as it is written there.
+#[test]
+fn the_java_endpoint_configs_in_the_migration_guide_are_accepted() {
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/migrating.md"),
+    )
+    .unwrap();
+    let blocks: Vec<&str> = guide
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .collect();
+    let mut kinds = Vec::new();
+    for block in &blocks {
+        let config = Config::parse(
+            block.as_bytes(),
+            Path::new("/etc/dragonfly-endpoint/config.json"),
+        )
+        .unwrap_or_else(|e| panic!("{block}: {e}"));
+        kinds.push(config.object_storage.kind.name());
+    }
+    for kind in ["gcs", "oss", "abs"] {
+        assert!(
+            kinds.contains(&kind),
+            "no {kind} config in docs/migrating.md: {kinds:?}"
+        );
+    }
+}
