@@ -10,20 +10,23 @@
 //! Cases: cold, warm, register, many, fleet (nodes in network namespaces
 //! over shaped links; needs root), memory (`direct` runs with
 //! `cold`), forms (model directories, zip-store, zip64; paired runs, see
-//! `pairs.rs`). Every loop is bounded by --runs; every server is stopped when
-//! its handle drops.
+//! `pairs.rs`), https (an `https://` store through the peer: the
+//! `tls_rule` and `tunnel` routes, paired). Every loop is bounded by --runs;
+//! every server is stopped when its handle drops.
 
 mod chart;
 mod cold;
 mod fixtures;
 mod fleet;
 mod forms;
+mod https;
 mod many;
 mod memory;
 mod pairs;
 mod register;
 mod serving;
 mod stats;
+mod tls_front;
 mod warm;
 
 use std::path::PathBuf;
@@ -54,7 +57,7 @@ fn parse_args() -> Args {
         runs: 3,
         pairs: 5,
         cases: [
-            "cold", "warm", "register", "many", "fleet", "memory", "forms",
+            "cold", "warm", "register", "many", "fleet", "memory", "forms", "https",
         ]
         .map(String::from)
         .to_vec(),
@@ -89,6 +92,10 @@ fn parse_args() -> Args {
 }
 
 fn main() {
+    // This binary run again as the https case's TLS front.
+    if tls_front::serve_if_asked() {
+        return;
+    }
     let args = parse_args();
     let size = args.size_mb as f64;
     progress(&format!(
@@ -129,6 +136,9 @@ fn main() {
     }
     if wants("forms") {
         forms::run(&args, work.path(), &mut rows);
+    }
+    if wants("https") {
+        https::run(&args, &mar, work.path(), &mut rows);
     }
     print_table(&rows);
     if let Some(path) = &args.json {
