@@ -18,6 +18,11 @@
 //! After each tunnel run, the front's own ceiling: curl of that object
 //! straight through it and straight from the store (no Dragonfly, the
 //! store's page cache warm, to /dev/null).
+//!
+//! Then the route not built, measured with its own real client: dfget
+//! asking dfdaemon over its gRPC socket (`DownloadTask`) for `s3://` of
+//! the same store with credentials (no presigning, dfdaemon's OpenDAL
+//! backend, output hard-linked), paired against tls_rule again.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -197,6 +202,66 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         runs.skip_first();
     }
     push_rows(args, &pairs, &rule_runs, &tunnel_runs, mar.bytes, rows);
+
+    // The gRPC route, by dfget (its real client), against tls_rule again.
+    let socket = origin.dragonfly.0.dir().join("peer-1/run/dfdaemon.sock");
+    let (mut rule_again, mut grpc_runs) = (Runs::default(), Runs::default());
+    let grpc_pairs = measure(
+        args.pairs,
+        |run| {
+            let key = origin.fresh(mar, &format!("https-rule-b-{run}.mar"));
+            pull(&tls_rule, &key, &mut rule_again)
+        },
+        |run| {
+            let key = origin.fresh(mar, &format!("https-grpc-{run}.mar"));
+            let store = fresh_dir(work, "store");
+            settle();
+            let (wall, cpu) =
+                pids.timed(|| dfget(&socket, &origin.s3, &front.url, &key, &store.join(&key)));
+            let bytes = std::fs::metadata(store.join(&key)).map(|m| m.len()).ok();
+            assert_eq!(bytes, Some(mar.bytes), "{key} written by dfget");
+            grpc_runs.cpu.push(cpu);
+            grpc_runs.mb_per_s.push(mar.bytes as f64 / wall / 1e6);
+            progress(&format!(
+                "  {key} (dfget, gRPC): {wall:.2} s, CPU dfget {:.2} dfdaemon {:.2} front {:.2} s",
+                cpu.cli, cpu.dfdaemon, cpu.front
+            ));
+            Sample {
+                wall,
+                cpu: cpu.cli + cpu.dfdaemon + cpu.front + cpu.s3,
+            }
+        },
+    );
+    rule_again.skip_first();
+    grpc_runs.skip_first();
+    let gib = mar.bytes as f64 / GIB;
+    let mut wall = Row::paired(
+        "https",
+        format!(
+            "tls_rule, CLI pull, {} MiB, cold, vs the gRPC route (CPU: client + dfdaemon + TLS front + S3)",
+            args.size_mb
+        ),
+        "dfget over dfdaemon's gRPC socket, s3:// with credentials, hard-linked".into(),
+        &grpc_pairs,
+        None,
+    );
+    wall.goal = "reported".into();
+    rows.push(wall);
+    let per_gib = |runs: &Runs| runs.each(|c| (c.cli + c.dfdaemon) / gib);
+    let (v, b) = (per_gib(&rule_again), per_gib(&grpc_runs));
+    rows.push(Row {
+        case: "https",
+        variant:
+            "tls_rule: CPU seconds per GiB, CLI + dfdaemon, vs the gRPC route (dfget + dfdaemon)"
+                .into(),
+        unit: "s/GiB",
+        ratios: Some(v.iter().zip(&b).map(|(v, b)| v / b).collect()),
+        values: v,
+        baseline: Some(("gRPC route".into(), b)),
+        goal: "reported".into(),
+        met: None,
+        cpu: None,
+    });
     let front_cpu = through_front.each(|c| c.cli + c.front + c.s3);
     let store_cpu = straight.each(|c| c.cli + c.s3);
     let front_per_gib = through_front.each(|c| c.front / (mar.bytes as f64 / GIB));
@@ -292,6 +357,34 @@ fn push_rows(
         rule.each(|c| (c.cli + c.dfdaemon) / gib),
         tunnel.each(|c| (c.cli + c.dfdaemon) / gib),
     ));
+}
+
+/// dfget of `s3://BUCKET/key` from the store behind the TLS front, through
+/// dfdaemon's gRPC socket: dfdaemon signs and fetches it itself (OpenDAL,
+/// the front's certificate not verified: a private CA, and the gRPC route
+/// takes none), then hard-links the task to `output`.
+fn dfget(socket: &Path, s3: &S3Server, front: &str, key: &str, output: &Path) {
+    let dfget = std::env::var("DFE_DFGET").expect("DFE_DFGET (scripts/bench sets it)");
+    let out = Command::new(dfget)
+        .arg(format!("s3://{BUCKET}/{key}"))
+        .arg("-O")
+        .arg(output)
+        .arg("--endpoint")
+        .arg(socket)
+        .args(["--storage-endpoint", front])
+        .args(["--storage-region", s3.region()])
+        .args(["--storage-access-key-id", s3.access_key()])
+        .args(["--storage-access-key-secret", s3.secret_key()])
+        .args(["--storage-insecure-skip-verify", "true"])
+        .args(["--force-hard-link", "--no-progress"])
+        .output()
+        .expect("run dfget");
+    assert!(
+        out.status.success(),
+        "dfget s3://{BUCKET}/{key}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `127\.0\.0\.1:port`: the front's authority as a proxy rule's regex.
