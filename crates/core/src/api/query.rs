@@ -92,9 +92,9 @@ pub fn parse_pull(query: &Query) -> Result<PullQuery> {
 /// container) name; `_` for GCS.
 fn validate_bucket(bucket: &str) -> Result<()> {
     let ok = (3..=63).contains(&bucket.len())
-        && bucket.chars().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_')
-        });
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_'));
     CoreError::require(ok, "bucket", || {
         format!("{bucket:?} is not a valid bucket name")
     })
