@@ -33,6 +33,7 @@ pub mod faults;
 pub mod files;
 pub mod fleet;
 pub mod models;
+pub mod pki;
 pub mod relay;
 pub mod servers;
 pub mod stack;
@@ -48,6 +49,7 @@ pub use files::{
 };
 pub use fleet::Fleet;
 pub use models::{cached_mar, cached_model, make_mar, make_model, ArchiveFormat, Mar};
+pub use pki::{make_pki, Pki};
 pub use relay::CountingRelay;
 pub use servers::{
     alive, plugin_jar, plugins_dir, DragonflyCluster, Jar, S3Server, Server, TorchServe,

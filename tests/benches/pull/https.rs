@@ -29,7 +29,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use dragonfly_endpoint_testbed::{
-    config_json, write_config_file, DragonflyCluster, Mar, Origin, S3Server, BUCKET,
+    config_json, make_pki, write_config_file, DragonflyCluster, Mar, Origin, S3Server, BUCKET,
 };
 use serde_json::json;
 
@@ -37,7 +37,7 @@ use crate::fixtures::{cli_pull, fresh_dir, progress, Keys};
 use crate::forms::settle;
 use crate::pairs::{children_cpu_seconds, cpu_seconds, measure, Sample};
 use crate::stats::Row;
-use crate::tls_front::{make_pki, TlsFront};
+use crate::tls_front::TlsFront;
 use crate::Args;
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;

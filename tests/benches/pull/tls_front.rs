@@ -1,5 +1,5 @@
-//! The https case's TLS: a throwaway CA (`openssl`, as tests/e2e/tls.rs
-//! makes it) and a TLS front in front of the S3 server.
+//! The https case's TLS front in front of the S3 server (its certificate
+//! from the test bed's throwaway CA, `dragonfly_endpoint_testbed::make_pki`).
 //!
 //! The front is this bench binary run again with [`SERVE`] (rustls with
 //! aws-lc-rs, two tokio workers, 256 KiB relay buffers), so that its CPU
@@ -15,10 +15,10 @@
 //! its rows.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 
+use dragonfly_endpoint_testbed::Pki;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -31,89 +31,6 @@ pub const SERVE: &str = "--serve-tls-front";
 
 /// Relay buffer per direction and connection.
 const BUF: usize = 256 * 1024;
-
-/// A throwaway CA and a server certificate it signed for 127.0.0.1.
-pub struct Pki {
-    pub ca_cert: PathBuf,
-    pub ca_key: PathBuf,
-    pub leaf_cert: PathBuf,
-    pub leaf_key: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (apt package openssl)");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-pub fn make_pki(dir: &Path) -> Pki {
-    std::fs::create_dir_all(dir).expect("pki dir");
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-    let mut ca = vec!["req", "-x509", "-nodes", "-days", "2"];
-    ca.extend_from_slice(&ec);
-    ca.extend_from_slice(&[
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-subj",
-        "/CN=dragonfly-endpoint bench CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(dir, &ca);
-    let mut csr = vec!["req", "-nodes"];
-    csr.extend_from_slice(&ec);
-    csr.extend_from_slice(&[
-        "-keyout",
-        "leaf.key",
-        "-out",
-        "leaf.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    openssl(dir, &csr);
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("leaf.ext");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "leaf.ext",
-            "-out",
-            "leaf.pem",
-        ],
-    );
-    Pki {
-        ca_cert: dir.join("ca.pem"),
-        ca_key: dir.join("ca.key"),
-        leaf_cert: dir.join("leaf.pem"),
-        leaf_key: dir.join("leaf.key"),
-    }
-}
 
 /// TLS on 127.0.0.1 in front of a plain TCP server, in its own process;
 /// killed on drop (and it exits by itself when this process's end of its
