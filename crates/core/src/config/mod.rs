@@ -121,6 +121,7 @@ impl Config {
             }
         })?;
         config.source = source.to_path_buf();
+        config.object_storage.source = source.to_path_buf();
         config.validate().map_err(fail)?;
         Ok(config)
     }

@@ -153,6 +153,10 @@ pub struct ObjectStorageConfig {
     /// unset: `prefix` only.
     #[serde(default)]
     pub allowed_prefixes: Option<Vec<String>>,
+    /// The config file this was read from, named in the stores' errors
+    /// (not a key of the file).
+    #[serde(skip)]
+    pub source: PathBuf,
 }
 
 fn default_operation_timeout_secs() -> u64 {

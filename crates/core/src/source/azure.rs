@@ -65,7 +65,7 @@ impl AzureAccount {
 
     fn resolve(cfg: &ObjectStorageConfig, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let fail = |reason: String| CoreError::Config {
-            path: "object_storage".into(),
+            path: cfg.source.clone(),
             reason,
         };
         let connection = cfg

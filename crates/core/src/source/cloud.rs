@@ -27,6 +27,8 @@ pub struct CloudSource {
     azure: Option<AzureAccount>,
     presign_expiry: Duration,
     operation_timeout: Duration,
+    /// The config file, named in configuration errors.
+    config_path: std::path::PathBuf,
 }
 
 impl CloudSource {
@@ -59,6 +61,7 @@ impl CloudSource {
             azure,
             presign_expiry: Duration::from_secs(cfg.presign_expiry_secs),
             operation_timeout,
+            config_path: cfg.source.clone(),
         })
     }
 
@@ -92,7 +95,7 @@ impl CloudSource {
                 message: format!("{operation} of {object}: {message}"),
             },
             ErrorKind::ConfigInvalid => CoreError::Config {
-                path: "object_storage".into(),
+                path: self.config_path.clone(),
                 reason: format!("{} store: {message}", self.kind.name()),
             },
             _ => CoreError::Storage(format!(

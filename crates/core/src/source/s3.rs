@@ -38,6 +38,8 @@ pub struct S3Source {
     presign_expiry: Duration,
     /// The store as messages name it (its endpoint, or AWS S3).
     store: String,
+    /// The config file, named in configuration errors.
+    config_path: std::path::PathBuf,
     operation_timeout: Duration,
 }
 
@@ -100,6 +102,7 @@ impl S3Source {
             bucket: bucket.to_string(),
             presign_expiry: Duration::from_secs(cfg.presign_expiry_secs),
             store,
+            config_path: cfg.source.clone(),
             operation_timeout,
         })
     }
@@ -234,7 +237,7 @@ impl S3Source {
                 "object storage sent an unreadable answer for {object}"
             )),
             SdkError::ConstructionFailure(_) => CoreError::Config {
-                path: "object_storage".into(),
+                path: self.config_path.clone(),
                 reason: format!(
                     "request for {object} could not be built (are credentials and region set?): {}",
                     aws_sdk_s3::error::DisplayErrorContext(&err)

@@ -86,9 +86,9 @@ fn endpoint(cfg: &ObjectStorageConfig) -> Option<String> {
     }
 }
 
-fn config_error(reason: String) -> CoreError {
+fn config_error(cfg: &ObjectStorageConfig, reason: String) -> CoreError {
     CoreError::Config {
-        path: "object_storage".into(),
+        path: cfg.source.clone(),
         reason,
     }
 }
@@ -97,7 +97,7 @@ fn config_error(reason: String) -> CoreError {
 /// where it does read one.
 fn no_token_key(cfg: &ObjectStorageConfig, env: &str) -> Result<()> {
     match &cfg.session_token {
-        Some(_) => Err(config_error(format!(
+        Some(_) => Err(config_error(cfg, format!(
             "key 'object_storage.session_token': type {} reads its security token from {env}, not the file",
             cfg.kind.name()
         ))),
@@ -113,11 +113,14 @@ pub fn operator(
 ) -> Result<(Operator, Option<AzureAccount>)> {
     let built = |r: opendal::Result<Operator>| {
         r.map_err(|e| {
-            config_error(format!(
-                "{} store: {}",
-                cfg.kind.name(),
-                super::cloud::message_of(&e)
-            ))
+            config_error(
+                cfg,
+                format!(
+                    "{} store: {}",
+                    cfg.kind.name(),
+                    super::cloud::message_of(&e)
+                ),
+            )
         })
     };
     let key = |s: &Option<crate::secret::Secret<String>>| s.as_ref().map(|v| v.expose().clone());
@@ -131,10 +134,13 @@ pub fn operator(
             }
             if let Some(path) = &cfg.service_account_path {
                 std::fs::metadata(path).map_err(|e| {
-                    config_error(format!(
-                        "key 'object_storage.service_account_path': {}: {e}",
-                        path.display()
-                    ))
+                    config_error(
+                        cfg,
+                        format!(
+                            "key 'object_storage.service_account_path': {}: {e}",
+                            path.display()
+                        ),
+                    )
                 })?;
                 b = b.credential_path(&path.to_string_lossy());
             }
@@ -207,6 +213,24 @@ mod tests {
         assert!(signing_params(StoreKind::Gcs).contains(&"X-Goog-Signature"));
         assert!(signing_params(StoreKind::Cos).contains(&"q-signature"));
         assert!(signing_params(StoreKind::Obs).contains(&"Signature"));
+    }
+
+    #[test]
+    fn a_missing_key_file_is_named_with_the_config_file_and_key() {
+        let text = r#"{"object_storage": {"type": "gcs", "service_account_path": "/nonexistent/sa.json"}}"#;
+        let path = std::path::Path::new("/etc/df/config.json");
+        let config = crate::config::Config::parse(text.as_bytes(), path).unwrap();
+        let err = operator(&config.object_storage, "models")
+            .err()
+            .unwrap()
+            .to_string();
+        for part in [
+            "/etc/df/config.json",
+            "object_storage.service_account_path",
+            "/nonexistent/sa.json",
+        ] {
+            assert!(err.contains(part), "{err}");
+        }
     }
 
     #[test]
