@@ -1,8 +1,9 @@
 //! Three nodes over shaped links (scripts/testbed/fleet: a network
 //! namespace each, the store behind 1 Gbit/s, Dragonfly's default
-//! scheduling): pulled at once, the store sends the archive once; a node
-//! whose peer dies mid-pull ends with an error or the model, never a
-//! partial file.
+//! scheduling): pulled at once, the store sends the archive once, also
+//! when two of the nodes are TorchServe with the plugin registering it
+//! beside a CLI; a node whose peer dies mid-pull ends with an error or the
+//! model, never a partial file.
 
 use std::path::Path;
 use std::thread;
@@ -196,5 +197,107 @@ fn after_a_preheat_a_node_pulls_from_peers_and_the_store_sends_nothing() {
     assert_eq!(
         std::fs::read(store.join("warm.mar")).unwrap(),
         std::fs::read(&mar.path).unwrap()
+    );
+}
+
+#[test]
+fn two_torchserves_and_a_cli_at_once_register_serve_and_the_store_sends_one_copy() {
+    let fleet = Fleet::start(3, &[]);
+    fleet.make_bucket();
+    let work = tempfile::tempdir().unwrap();
+    let mar = make_mar("served", 8.0, &work.path().join("mars"), 64);
+    fleet.upload(&format!("{PREFIX}served.mar"), &mar.path);
+    let cfg = work.path().join("cfg");
+    // TorchServe with the plugin on nodes 1 and 2, started side by side,
+    // each with its own node's dfdaemon as the proxy.
+    let servers: Vec<FleetTorchServe> = thread::scope(|scope| {
+        let starts: Vec<_> = [1, 2]
+            .map(|k| {
+                let config = fleet.config(k, &cfg, json!({}));
+                let fleet = &fleet;
+                scope.spawn(move || fleet.torchserve(k, Jar::TestHooks, &config, ""))
+            })
+            .into_iter()
+            .collect();
+        starts.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    for ts in &servers {
+        // On the node's address in the bed, not on the machine's loopback.
+        assert!(
+            ts.management().starts_with("http://10.231."),
+            "{}",
+            ts.management()
+        );
+    }
+    let config = fleet.config(3, &cfg, json!({}));
+    let store = work.path().join("store-3");
+    let sent = fleet.sent_bytes();
+
+    // Both PUTs and the CLI on node 3 at once.
+    let (puts, output) = thread::scope(|scope| {
+        let puts: Vec<_> = servers
+            .iter()
+            .map(|ts| {
+                scope.spawn(move || {
+                    ts.send(
+                        "PUT",
+                        "/dragonfly?model=served.mar",
+                        Duration::from_secs(300),
+                    )
+                })
+            })
+            .collect();
+        let pull = scope.spawn(|| {
+            fleet
+                .pull(
+                    3,
+                    &config,
+                    &store,
+                    &["--model", "served.mar", "--no-progress"],
+                )
+                .output()
+                .unwrap()
+        });
+        let puts: Vec<_> = puts.into_iter().map(|p| p.join().unwrap()).collect();
+        (puts, pull.join().unwrap())
+    });
+    for (ts, put) in servers.iter().zip(puts) {
+        let (status, report) = put.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status, 200, "{}: {report:#}", ts.host());
+        assert_eq!(
+            report["models"][0]["registration"],
+            "registered",
+            "{}: {report:#}",
+            ts.host()
+        );
+        // Through the node's own peer, not straight from the store.
+        assert_eq!(
+            report["models"][0]["download"]["served_from"],
+            "dragonfly",
+            "{}: {report:#}",
+            ts.host()
+        );
+        let answer = ts
+            .infer("served")
+            .unwrap_or_else(|status| panic!("{}: inference answered {status}", ts.host()));
+        assert_close(answer, mar.expected);
+        assert_no_partial_files(&ts.model_store());
+    }
+    let report = report_of(&output);
+    assert!(
+        output.status.success(),
+        "{report:#}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read(store.join("served.mar")).unwrap(),
+        std::fs::read(&mar.path).unwrap()
+    );
+    assert_no_partial_files(&store);
+    let sent = fleet.sent_bytes() - sent;
+    assert!(
+        sent >= mar.bytes && sent <= mar.bytes + mar.bytes / 20,
+        "the store sent {sent} bytes for a {}-byte archive registered by 2 TorchServes and pulled by a CLI",
+        mar.bytes
     );
 }

@@ -2,8 +2,9 @@
 //! a network namespace with a shaped link to a private bridge, the S3
 //! server behind a 1 Gbit/s link of its own, Dragonfly's control plane with
 //! its default scheduling settings, one dfdaemon per node; commands run on
-//! a host with [`Fleet::on`]. Needs root. Stopped (processes, then every
-//! namespace) when dropped.
+//! a host with [`Fleet::on`], TorchServe with the plugin on a node with
+//! [`Fleet::torchserve`] (`fleet_torchserve.rs`). Needs root. Stopped
+//! (processes, then every namespace) when dropped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,9 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 use crate::config::{write_config_file, BUCKET, PREFIX};
+use crate::fleet_torchserve::FleetTorchServe;
 use crate::repo_root;
+use crate::servers::Jar;
 
 pub struct Fleet {
     dir: PathBuf,
@@ -87,17 +90,42 @@ impl Fleet {
             .unwrap_or_else(|| panic!("the fleet's env has no {key}"))
     }
 
-    /// `program args...` on `host` (`store`, `ctl`, `node-K`), not started.
-    pub fn on(&self, host: &str, program: &Path, args: &[&str]) -> Command {
+    /// The bed's directory (`DIR` of `scripts/testbed/fleet`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `scripts/testbed/fleet subcommand DIR args...`, not started.
+    pub(crate) fn command(&self, subcommand: &str, args: &[&str]) -> Command {
         let mut command = Command::new("bash");
         command
             .arg(script())
-            .arg("on")
+            .arg(subcommand)
             .arg(&self.dir)
-            .arg(host)
-            .arg(program)
             .args(args);
         command
+    }
+
+    /// `program args...` on `host` (`store`, `ctl`, `node-K`), not started.
+    pub fn on(&self, host: &str, program: &Path, args: &[&str]) -> Command {
+        let mut command = self.command("on", &[host]);
+        command.arg(program).args(args);
+        command
+    }
+
+    /// TorchServe 0.12 on node `k`, bound to the node's address, with
+    /// only the `jar` build of the plugin in its plugins path, `config`
+    /// (e.g. [`Fleet::config`] for node `k`: its dfdaemon, the store) as
+    /// its default plugin config, then the lines of `extra_config`.
+    /// Stopped when dropped, and by [`Fleet::stop`].
+    pub fn torchserve(
+        &self,
+        k: usize,
+        jar: Jar,
+        config: &Path,
+        extra_config: &str,
+    ) -> FleetTorchServe<'_> {
+        FleetTorchServe::start(self, k, jar, config, extra_config)
     }
 
     fn s3(&self, args: &[&str]) -> String {

@@ -17,7 +17,8 @@
 //! - [`faults`]: a silent server and a fault-injecting HTTP front;
 //! - [`fake_store`]: a FAKE OSS/OBS/COS store (signatures ignored) serving
 //!   a directory;
-//! - [`fleet`]: nodes in network namespaces over shaped links.
+//! - [`fleet`]: nodes in network namespaces over shaped links;
+//!   [`fleet_torchserve`]: TorchServe with the plugin on a node.
 //!
 //! Everything is re-exported here, so `use dragonfly_endpoint_testbed::*`
 //! brings the whole test bed.
@@ -32,6 +33,7 @@ pub mod fake_store;
 pub mod faults;
 pub mod files;
 pub mod fleet;
+pub mod fleet_torchserve;
 pub mod models;
 pub mod pki;
 pub mod relay;
@@ -48,6 +50,7 @@ pub use files::{
     assert_no_partial_files, assert_no_secrets, entries, store_entries, wait_until, walk,
 };
 pub use fleet::Fleet;
+pub use fleet_torchserve::FleetTorchServe;
 pub use models::{cached_mar, cached_model, make_mar, make_model, ArchiveFormat, Mar};
 pub use pki::{make_pki, Pki};
 pub use relay::CountingRelay;

@@ -92,7 +92,9 @@ pub fn torchserve_version_with_plugin(
     (plugins, ts)
 }
 
-fn plugin_config(config: &Path, extra_config: &str) -> String {
+/// config.properties lines naming `config` as the default plugin config,
+/// then `extra_config`.
+pub(crate) fn plugin_config(config: &Path, extra_config: &str) -> String {
     format!(
         "dragonfly_endpoint_config={}\n{extra_config}",
         config.display()

@@ -6,11 +6,17 @@
 //! time until the last node has it, what the store sent (its metric and
 //! its link's counter) and, per node, bytes from the source and from
 //! peers (dfdaemon's own counters); draws the chart (`--chart FILE`).
+//!
+//! Nodes 1 and 2 also run TorchServe with the plugin (the product jar).
+//! Each run then pulls one more fresh key at once: PUT /dragonfly on both
+//! TorchServes (synchronous: 200 once registered with its worker), the
+//! CLI on the other nodes; reported is the time until both TorchServes
+//! answered, each then checked by an inference and unregistered.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use dragonfly_endpoint_testbed::{Fleet, Mar, PREFIX};
+use dragonfly_endpoint_testbed::{Fleet, FleetTorchServe, Jar, Mar, PREFIX};
 use serde_json::json;
 
 use crate::fixtures::progress;
@@ -31,7 +37,14 @@ pub struct Point {
     direct: Vec<Run>,
     /// Per node, summed over the Dragonfly runs: (from source, from peers).
     traffic: Vec<(u64, u64)>,
+    /// How many nodes run TorchServe, and per run the time until all of
+    /// them registered the model.
+    served: usize,
+    registered: Vec<f64>,
 }
+
+/// Nodes 1 and 2 run TorchServe (node 1 alone in a fleet of one).
+const TORCHSERVE_NODES: usize = 2;
 
 fn measured(fleet: &Fleet, pull: impl FnOnce()) -> Run {
     let (sent, (wire, _)) = (fleet.sent_bytes(), fleet.counters("store"));
@@ -45,30 +58,126 @@ fn measured(fleet: &Fleet, pull: impl FnOnce()) -> Run {
     }
 }
 
+/// The CLI's config of node `k` (download only: `register_as: mar`).
+fn cli_config(fleet: &Fleet, work: &Path, k: usize) -> std::path::PathBuf {
+    fleet.config(k, &work.join("cfg"), json!({"register_as": "mar"}))
+}
+
+/// Node `k`'s model store, emptied.
+fn fresh_store(work: &Path, k: usize) -> std::path::PathBuf {
+    let store = work.join(format!("store-{k}"));
+    let _ = std::fs::remove_dir_all(&store);
+    store
+}
+
+/// The CLI pulls `key` on node `k` into `store`.
+fn cli_pull(fleet: &Fleet, k: usize, config: &Path, store: &Path, key: &str) {
+    let output = fleet
+        .pull(k, config, store, &["--model", key, "--no-progress"])
+        .output()
+        .expect("run the CLI");
+    assert!(
+        output.status.success(),
+        "node {k}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn dragonfly_pull(fleet: &Fleet, work: &Path, key: &str) -> Run {
     let configs: Vec<_> = (1..=fleet.nodes)
-        .map(|k| fleet.config(k, &work.join("cfg"), json!({"register_as": "mar"})))
+        .map(|k| cli_config(fleet, work, k))
         .collect();
     measured(fleet, || {
         std::thread::scope(|scope| {
             for (i, config) in configs.iter().enumerate() {
-                let store = work.join(format!("store-{}", i + 1));
-                let _ = std::fs::remove_dir_all(&store);
-                scope.spawn(move || {
-                    let output = fleet
-                        .pull(i + 1, config, &store, &["--model", key, "--no-progress"])
-                        .output()
-                        .expect("run the CLI");
-                    assert!(
-                        output.status.success(),
-                        "node {}: {}",
-                        i + 1,
-                        String::from_utf8_lossy(&output.stderr)
-                    );
-                });
+                let store = fresh_store(work, i + 1);
+                scope.spawn(move || cli_pull(fleet, i + 1, config, &store, key));
             }
         });
     })
+}
+
+/// TorchServe with the plugin on nodes 1 and 2, started side by side,
+/// each with its node's config (its dfdaemon, the store).
+fn start_torchserves<'a>(fleet: &'a Fleet, work: &Path) -> Vec<FleetTorchServe<'a>> {
+    let cfg = work.join("cfg-torchserve");
+    std::thread::scope(|scope| {
+        let starts: Vec<_> = (1..=TORCHSERVE_NODES.min(fleet.nodes))
+            .map(|k| {
+                let config = fleet.config(k, &cfg, json!({}));
+                scope.spawn(move || fleet.torchserve(k, Jar::Product, &config, ""))
+            })
+            .collect();
+        starts
+            .into_iter()
+            .map(|s| s.join().expect("start TorchServe"))
+            .collect()
+    })
+}
+
+/// `key` at once: PUT on every TorchServe, the CLI on the other nodes.
+/// Returns the time until every TorchServe registered it (the last PUT's
+/// 200) and until the last node had it; then checks each TorchServe's
+/// answer and unregisters the model (DELETE, its files gone).
+fn served_pull(
+    fleet: &Fleet,
+    servers: &[FleetTorchServe],
+    work: &Path,
+    key: &str,
+    mar: &Mar,
+) -> (f64, f64) {
+    let configs: Vec<_> = ((servers.len() + 1)..=fleet.nodes)
+        .map(|k| (k, cli_config(fleet, work, k), fresh_store(work, k)))
+        .collect();
+    let put = format!("/dragonfly?model={key}");
+    let started = Instant::now();
+    let (registered, last) = std::thread::scope(|scope| {
+        let puts: Vec<_> = servers
+            .iter()
+            .map(|ts| {
+                let put = put.as_str();
+                scope.spawn(move || {
+                    let (status, body) = ts
+                        .send("PUT", put, Duration::from_secs(1800))
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(status, 200, "{}: PUT {put}: {body:#}", ts.host());
+                    started.elapsed().as_secs_f64()
+                })
+            })
+            .collect();
+        let pulls: Vec<_> = configs
+            .iter()
+            .map(|(k, config, store)| {
+                scope.spawn(move || {
+                    cli_pull(fleet, *k, config, store, key);
+                    started.elapsed().as_secs_f64()
+                })
+            })
+            .collect();
+        let registered = puts
+            .into_iter()
+            .map(|p| p.join().expect("PUT"))
+            .fold(0.0, f64::max);
+        let last = pulls
+            .into_iter()
+            .map(|p| p.join().expect("CLI pull"))
+            .fold(registered, f64::max);
+        (registered, last)
+    });
+    let name = key.trim_end_matches(".mar");
+    for ts in servers {
+        let y = ts
+            .infer(name)
+            .unwrap_or_else(|status| panic!("{}: inference of {name}: {status}", ts.host()));
+        assert!(
+            (y - mar.expected).abs() <= 1e-9 * mar.expected.abs(),
+            "{}: {name} answered {y}",
+            ts.host()
+        );
+        let (status, body) = ts.call("DELETE", &format!("/dragonfly?model={name}"));
+        assert_eq!(status, 200, "{}: DELETE {name}: {body:#}", ts.host());
+    }
+    (registered, last)
 }
 
 fn direct_pull(fleet: &Fleet, work: &Path, key: &str) -> Run {
@@ -101,11 +210,18 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         fleet.make_bucket();
         let work = work.join(format!("fleet-{nodes}"));
         std::fs::create_dir_all(&work).expect("fleet work dir");
+        let servers = start_torchserves(&fleet, &work);
+        progress(&format!(
+            "  TorchServe with the plugin on {} node(s)",
+            servers.len()
+        ));
         let mut point = Point {
             nodes,
             dragonfly: Vec::new(),
             direct: Vec::new(),
             traffic: vec![(0, 0); nodes],
+            served: servers.len(),
+            registered: Vec::new(),
         };
         for run in 0..args.runs {
             let key = format!("fleet-{nodes}-{run}.mar");
@@ -130,6 +246,17 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
                 run + 1,
                 d.map_or(f64::NAN, |r| r.seconds),
                 b.map_or(f64::NAN, |r| r.seconds)
+            ));
+            let key = format!("fleet-{nodes}-{run}-ts.mar");
+            fleet.upload(&format!("{PREFIX}{key}"), &mar.path);
+            let sent = fleet.sent_bytes();
+            let (registered, last) = served_pull(&fleet, &servers, &work, &key, mar);
+            point.registered.push(registered);
+            progress(&format!(
+                "  run {}: {} TorchServe node(s) registered in {registered:.2} s, the last node had it at {last:.2} s, the store sent {:.3} x size",
+                run + 1,
+                servers.len(),
+                (fleet.sent_bytes() - sent) as f64 / mar.bytes as f64
             ));
         }
         push_rows(&point, mar, rows);
@@ -163,6 +290,31 @@ fn push_rows(point: &Point, mar: &Mar, rows: &mut Vec<Row>) {
         goal: goal.map_or("reported".into(), |g| format!("ratio <= {g}")),
         met: goal.map(|g| median(&ratios) <= g),
         ratios: Some(ratios),
+        cpu: None,
+    });
+    let on = match point.served {
+        1 => "node 1".to_string(),
+        s => format!("nodes 1-{s}"),
+    };
+    let rest = if n > point.served {
+        ", the CLI on the rest"
+    } else {
+        ""
+    };
+    rows.push(Row {
+        case: "fleet",
+        variant: format!(
+            "{n} nodes, TorchServe + plugin on {on}{rest}: time until registered on {on} (PUT)"
+        ),
+        unit: "s",
+        values: point.registered.clone(),
+        baseline: Some((
+            format!("{n} nodes via Dragonfly (CLI): time to the last node"),
+            secs(&point.dragonfly),
+        )),
+        goal: "reported".into(),
+        met: None,
+        ratios: None,
         cpu: None,
     });
     let size = mar.bytes as f64;
