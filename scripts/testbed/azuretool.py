@@ -11,23 +11,13 @@ usage: azuretool.py ENVFILE ls
 ENVFILE is the env file written by `scripts/testbed/azurite start`.
 """
 import datetime
-import os
 import sys
 import urllib.parse
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
 
-
-def load_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if "=" in line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                env[k] = v
-    return env
+from toolkit import files_under, load_env
 
 
 def service(env):
@@ -64,10 +54,8 @@ def main(argv):
         upload(svc, args[0], args[1], args[2])
     elif cmd == "put-dir" and len(args) == 3:
         container, prefix, root = args
-        for folder, _, files in os.walk(root):
-            for name in sorted(files):
-                path = os.path.join(folder, name)
-                upload(svc, container, prefix + os.path.relpath(path, root).replace(os.sep, "/"), path)
+        for key, path in files_under(root, prefix):
+            upload(svc, container, key, path)
     elif cmd == "sas" and len(args) in (2, 3):
         container, blob = args[0], args[1]
         expires = int(args[2]) if len(args) == 3 else 3600

@@ -15,16 +15,7 @@ import os
 import sys
 import urllib.parse
 
-
-def load_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if "=" in line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                env[k] = v
-    return env
+from toolkit import files_under, load_env
 
 
 def request(env, method, path, body=None, headers=None, ok=(200,)):
@@ -83,10 +74,8 @@ def main(argv):
         upload(env, args[0], args[1], args[2])
     elif cmd == "put-dir" and len(args) == 3:
         bucket, prefix, root = args
-        for folder, _, files in os.walk(root):
-            for name in sorted(files):
-                path = os.path.join(folder, name)
-                upload(env, bucket, prefix + os.path.relpath(path, root).replace(os.sep, "/"), path)
+        for key, path in files_under(root, prefix):
+            upload(env, bucket, key, path)
     elif cmd == "url" and len(args) == 2:
         print(f"{env['GCS_ENDPOINT']}/{args[0]}/{urllib.parse.quote(args[1], safe='/')}")
     else:

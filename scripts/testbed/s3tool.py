@@ -10,22 +10,12 @@ usage: s3tool.py ENVFILE ls
        s3tool.py ENVFILE presign BUCKET KEY [EXPIRES_S]
 ENVFILE is the env file written by `scripts/testbed/s3 start`.
 """
-import os
 import sys
 
 import boto3
 from botocore.config import Config
 
-
-def load_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if "=" in line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                env[k] = v
-    return env
+from toolkit import files_under, load_env
 
 
 def client(env):
@@ -66,11 +56,8 @@ def main(argv):
         s3.upload_file(args[2], args[0], args[1])
     elif cmd == "put-dir" and len(args) == 3:
         bucket, prefix, root = args
-        for folder, _, files in os.walk(root):
-            for name in sorted(files):
-                path = os.path.join(folder, name)
-                key = prefix + os.path.relpath(path, root).replace(os.sep, "/")
-                s3.upload_file(path, bucket, key)
+        for key, path in files_under(root, prefix):
+            s3.upload_file(path, bucket, key)
     elif cmd == "put-checksum" and len(args) == 4:
         with open(args[2], "rb") as body:
             s3.put_object(Bucket=args[0], Key=args[1], Body=body, ChecksumAlgorithm=args[3])
