@@ -103,3 +103,16 @@ fn helpers_match_known_values() {
     assert_eq!(sha1_hex(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
     assert_eq!(url_encode("a b/é~"), "a%20b%2F%C3%A9~");
 }
+
+/// Every parameter a signer wrote is in the list the plugin sends dfdaemon
+/// for `kind` (`source::stores::signing_params`): one missing, and every
+/// node's URL would be a Dragonfly task of its own.
+pub fn assert_filtered(kind: dragonfly_endpoint_core::config::StoreKind, names: &[String]) {
+    let filtered = dragonfly_endpoint_core::source::stores::signing_params(kind);
+    for name in names {
+        assert!(
+            filtered.contains(&name.as_str()),
+            "{name} is signed by {kind:?} but not in the plugin's filter list {filtered:?}"
+        );
+    }
+}

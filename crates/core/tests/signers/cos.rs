@@ -27,6 +27,7 @@
 //! documented steps at that KeyTime, and its header and parameter lists
 //! must equal the document's.
 
+use dragonfly_endpoint_core::config::StoreKind;
 use std::time::Duration;
 
 use reqsign::{TencentCosCredential, TencentCosSigner};
@@ -190,4 +191,5 @@ fn signing_parameter_names() {
     let with_token = added_params(&url, &sign("GET", &url, &[], Some("tok")));
     assert_eq!(with_token[..7], names);
     assert_eq!(with_token[7..], ["x-cos-security-token"]);
+    crate::common::assert_filtered(StoreKind::Cos, &with_token);
 }

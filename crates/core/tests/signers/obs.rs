@@ -23,6 +23,7 @@
 //! `HuaweicloudObsSigner::with_time` is `#[cfg(test)]`, so the `Expires`
 //! reqsign chose is read back from the URL.
 
+use dragonfly_endpoint_core::config::StoreKind;
 use std::time::Duration;
 
 use reqsign::{HuaweicloudObsCredential, HuaweicloudObsSigner};
@@ -129,8 +130,10 @@ fn signing_parameter_names() {
         ["AccessKeyId", "Expires", "Signature"]
     );
     let uri = sign(url, &[], "models", Some("token"));
+    let names = added_params(url, &uri);
+    crate::common::assert_filtered(StoreKind::Obs, &names);
     assert_eq!(
-        added_params(url, &uri),
+        names,
         ["security-token", "AccessKeyId", "Expires", "Signature"]
     );
     let expires = raw_param(&uri, "Expires");
