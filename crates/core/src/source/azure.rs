@@ -51,9 +51,16 @@ pub struct AzureAccount {
     /// `https://{account}.blob.core.windows.net`, or the configured one.
     pub endpoint: String,
     pub account: String,
-    pub key: Option<Secret<String>>,
-    /// A SAS token (without `?`) with read and list rights.
-    pub sas_token: Option<Secret<String>>,
+    pub credential: AzureCredential,
+}
+
+/// What the account is read with; the key wins when both are given.
+pub enum AzureCredential {
+    /// The account key (base64): Shared Key for listing, and a Service SAS
+    /// per blob signed here.
+    Key(Secret<String>),
+    /// A SAS token (without `?`) with read and list rights, used as it is.
+    SasToken(Secret<String>),
 }
 
 impl AzureAccount {
@@ -108,11 +115,13 @@ impl AzureAccount {
             .or_else(|| field("SharedAccessSignature"))
             .or_else(|| env("AZURE_STORAGE_SAS_TOKEN"))
             .map(|t| Secret::new(t.trim_start_matches('?').to_string()));
-        if key.is_none() && sas_token.is_none() {
-            return Err(fail(
+        let credential = match (key, sas_token) {
+            (Some(key), _) => AzureCredential::Key(key),
+            (None, Some(token)) => AzureCredential::SasToken(token),
+            (None, None) => return Err(fail(
                 "type abs needs 'object_storage.account_key' or 'sas_token' (or a connection string, or AZURE_STORAGE_KEY / AZURE_STORAGE_SAS_TOKEN)".into(),
-            ));
-        }
+            )),
+        };
         let endpoint = match (&cfg.endpoint, field("BlobEndpoint")) {
             (Some(endpoint), _) => endpoint.expose().to_string(),
             (None, Some(endpoint)) => endpoint,
@@ -125,8 +134,7 @@ impl AzureAccount {
         Ok(AzureAccount {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             account,
-            key,
-            sas_token,
+            credential,
         })
     }
 
@@ -139,8 +147,8 @@ impl AzureAccount {
             container,
             utf8_percent_encode(blob, PATH)
         );
-        let query = match (&self.key, &self.sas_token) {
-            (Some(key), _) => {
+        let query = match &self.credential {
+            AzureCredential::Key(key) => {
                 let now = SystemTime::now();
                 service_sas(
                     &self.account,
@@ -151,8 +159,7 @@ impl AzureAccount {
                     now + expiry,
                 )?
             }
-            (None, Some(token)) => token.expose().clone(),
-            (None, None) => unreachable!("resolve() requires a key or a SAS token"),
+            AzureCredential::SasToken(token) => token.expose().clone(),
         };
         Ok(Secret::new(format!("{url}?{query}")))
     }

@@ -7,7 +7,7 @@
 use opendal::services::{Azblob, Cos, Gcs, Obs, Oss};
 use opendal::Operator;
 
-use super::azure::{self, AzureAccount};
+use super::azure::{self, AzureAccount, AzureCredential};
 use crate::config::{ObjectStorageConfig, StoreKind};
 use crate::error::{CoreError, Result};
 
@@ -155,11 +155,10 @@ pub fn operator(
                 .container(bucket)
                 .endpoint(&account.endpoint)
                 .account_name(&account.account);
-            if let Some(k) = &account.key {
-                b = b.account_key(k.expose());
-            } else if let Some(sas) = &account.sas_token {
-                b = b.sas_token(sas.expose());
-            }
+            b = match &account.credential {
+                AzureCredential::Key(key) => b.account_key(key.expose()),
+                AzureCredential::SasToken(token) => b.sas_token(token.expose()),
+            };
             Ok((built(Operator::new(b).map(|o| o.finish()))?, Some(account)))
         }
         StoreKind::Oss => {
