@@ -17,6 +17,21 @@ fn report_of(output: &std::process::Output) -> Value {
 }
 
 /// Any temp file of the pull in `store` holding bytes.
+/// A CLI pull that succeeded and left exactly the archive in `store`.
+fn assert_pulled_whole(output: &std::process::Output, store: &Path, file: &str, mar: &Mar) {
+    let report = report_of(output);
+    assert!(
+        output.status.success(),
+        "{report:#}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read(store.join(file)).unwrap(),
+        std::fs::read(&mar.path).unwrap()
+    );
+    assert_no_partial_files(store);
+}
+
 fn pull_under_way(store: &Path) -> bool {
     entries(store).iter().any(|name| {
         name.contains(".dfpart-") && std::fs::metadata(store.join(name)).is_ok_and(|m| m.len() > 0)
@@ -56,17 +71,7 @@ fn three_nodes_at_once_make_the_store_send_one_copy() {
         pulls.into_iter().map(|p| p.join().unwrap()).collect()
     });
     for (store, output) in &outputs {
-        let report = report_of(output);
-        assert!(
-            output.status.success(),
-            "{report:#}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert_eq!(
-            std::fs::read(store.join("fleet.mar")).unwrap(),
-            std::fs::read(&mar.path).unwrap()
-        );
-        assert_no_partial_files(store);
+        assert_pulled_whole(output, store, "fleet.mar", &mar);
     }
     // The store's own metric, and what its link carried.
     let sent = fleet.sent_bytes() - sent;
@@ -283,17 +288,7 @@ fn two_torchserves_and_a_cli_at_once_register_serve_and_the_store_sends_one_copy
         assert_close(answer, mar.expected);
         assert_no_partial_files(&ts.model_store());
     }
-    let report = report_of(&output);
-    assert!(
-        output.status.success(),
-        "{report:#}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        std::fs::read(store.join("served.mar")).unwrap(),
-        std::fs::read(&mar.path).unwrap()
-    );
-    assert_no_partial_files(&store);
+    assert_pulled_whole(&output, &store, "served.mar", &mar);
     let sent = fleet.sent_bytes() - sent;
     assert!(
         sent >= mar.bytes && sent <= mar.bytes + mar.bytes / 20,
