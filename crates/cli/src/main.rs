@@ -12,7 +12,6 @@ use anyhow::{bail, Context as _, Result};
 use dragonfly_endpoint_core::api::query::{parse_pull, Query};
 use dragonfly_endpoint_core::config::{Config, ConfigLocation};
 use dragonfly_endpoint_core::model_store::ModelStore;
-use dragonfly_endpoint_core::pull::progress::PullTable;
 use dragonfly_endpoint_core::pull::{pull, PullHost};
 use dragonfly_endpoint_core::register::http::ManagementApi;
 use dragonfly_endpoint_core::register::ModelRegistry;
@@ -169,12 +168,8 @@ async fn run(cli: Cli) -> Result<u16> {
     };
     let reporter = Reporter::new(cli.progress);
     let on_start = reporter.clone();
-    let host = PullHost {
-        store: ModelStore::open(&cli.model_store)?,
-        registry,
-        table: PullTable::global(),
-        on_start: Some(Arc::new(move |p| on_start.add(p))),
-    };
+    let mut host = PullHost::new(ModelStore::open(&cli.model_store)?, registry);
+    host.on_start = Some(Arc::new(move |p| on_start.add(p)));
     let ticking = reporter.clone();
     let ticker = tokio::spawn(async move {
         loop {

@@ -32,7 +32,6 @@ use crate::hooks;
 use crate::model_store::ModelStore;
 use crate::pull::jobs::JobTable;
 use crate::pull::metrics::Metrics;
-use crate::pull::progress::PullTable;
 use crate::pull::{pull, PullHost};
 use crate::register::ModelRegistry;
 use query::Query;
@@ -160,18 +159,13 @@ async fn pull_models(
     let parsed = query::parse_pull(query)?;
     let config = load_config(parsed.config.as_deref(), host)?;
     let background = !parsed.request.register.apply(&config.register)?.synchronous;
-    let mut pull_host = PullHost {
-        store: ModelStore::open(&host.model_store)?,
-        registry: Some(registry),
-        table: PullTable::global(),
-        on_start: None,
-    };
+    let mut pull_host = PullHost::new(ModelStore::open(&host.model_store)?, Some(registry));
     if !background {
         let report = pull(&pull_host, &config, &parsed.request).await?;
         return Ok(ApiResponse::json(report.status(), report.body()));
     }
     // synchronous=false: the whole pull runs on, the call answers now.
-    let job = JobTable::global().create();
+    let job = JobTable::global().create(pull_host.tasks.clone());
     let tracked = job.clone();
     pull_host.on_start = Some(Arc::new(move |progress| tracked.track(progress)));
     let running = job.clone();

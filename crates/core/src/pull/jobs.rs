@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 use super::progress::Progress;
 use crate::error::{CoreError, Result};
@@ -36,7 +37,13 @@ pub struct Job {
     models: Mutex<Vec<Arc<Progress>>>,
     state: Mutex<State>,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// The pull's model tasks (its `PullHost::tasks`).
+    models_running: TaskTracker,
 }
+
+/// How long a cancel waits for aborted models to roll back; their drops
+/// only remove files, so this is a guard against a wedged disk.
+const ROLLBACK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock only means a panic elsewhere; the data is plain.
@@ -82,6 +89,15 @@ impl Job {
             // Err(cancelled) is the expected end.
             let _ = task.await;
         }
+        // Aborting the pull aborted its models, but the runtime drops each
+        // (and so rolls it back) in its own time: wait for the last.
+        self.models_running.close();
+        if tokio::time::timeout(ROLLBACK_WAIT, self.models_running.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("job {}: models still rolling back after a minute", self.id);
+        }
         Ok(())
     }
 
@@ -126,13 +142,15 @@ impl JobTable {
         TABLE.get_or_init(JobTable::default)
     }
 
-    pub fn create(&self) -> Arc<Job> {
+    /// A running job whose pull spawns its models on `models_running`.
+    pub fn create(&self, models_running: TaskTracker) -> Arc<Job> {
         let job = Arc::new(Job {
             id: new_id(),
             started_unix: unix_now(),
             models: Mutex::new(Vec::new()),
             state: Mutex::new(State::Running),
             task: Mutex::new(None),
+            models_running,
         });
         let mut jobs = lock(&self.jobs);
         jobs.push_back(job.clone());
@@ -187,7 +205,7 @@ mod tests {
     #[tokio::test]
     async fn jobs_run_finish_cancel_and_refuse_bad_ids() {
         let table = JobTable::default();
-        let job = table.create();
+        let job = table.create(TaskTracker::new());
         assert_eq!(table.get(&job.id).unwrap().id, job.id);
         assert_eq!(
             table
@@ -209,9 +227,45 @@ mod tests {
             "cancelled",
             "a cancelled job stays cancelled"
         );
-        let done = table.create();
+        let done = table.create(TaskTracker::new());
         done.finish(502, json!({"code": 502}));
         assert_eq!(done.snapshot()["state"], "failed");
         assert_eq!(done.snapshot()["result"]["code"], 502);
+    }
+
+    /// Drops like a model's staged file: slowly, and says when it is gone.
+    struct SlowRollback(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for SlowRollback {
+        fn drop(&mut self) {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancel_answers_only_after_every_model_rolled_back() {
+        let table = JobTable::default();
+        let tracker = TaskTracker::new();
+        let job = table.create(tracker.clone());
+        let rolled_back = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (started, mut is_started) = tokio::sync::mpsc::channel(1);
+        let staged = SlowRollback(rolled_back.clone());
+        // As `pull` does: models in a JoinSet inside the job's task.
+        job.run(tokio::spawn(async move {
+            let mut models = tokio::task::JoinSet::new();
+            models.spawn(tracker.track_future(async move {
+                let _staged = staged;
+                let _ = started.send(()).await;
+                std::future::pending::<()>().await
+            }));
+            while models.join_next().await.is_some() {}
+        }));
+        is_started.recv().await;
+        job.cancel().await.unwrap();
+        assert!(
+            rolled_back.load(std::sync::atomic::Ordering::SeqCst),
+            "cancel answered before the model's staged file was dropped"
+        );
     }
 }

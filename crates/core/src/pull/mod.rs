@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, RegisterAs};
 use crate::error::{CoreError, Result};
@@ -46,6 +47,24 @@ pub struct PullHost {
     pub table: &'static PullTable,
     /// Called with every new progress record (the CLI draws bars from them).
     pub on_start: Option<Arc<dyn Fn(Arc<Progress>) + Send + Sync>>,
+    /// Every model task of the pull, so that whoever cancels it can wait
+    /// until each has rolled back (an aborted task is dropped later, by
+    /// the runtime, not when its JoinSet is).
+    pub tasks: TaskTracker,
+}
+
+impl PullHost {
+    /// A host that registers into `registry` (if any), with the process's
+    /// table of pulls and no progress callback.
+    pub fn new(store: ModelStore, registry: Option<Arc<dyn ModelRegistry>>) -> PullHost {
+        PullHost {
+            store,
+            registry,
+            table: PullTable::global(),
+            on_start: None,
+            tasks: TaskTracker::new(),
+        }
+    }
 }
 
 /// What a request asks to pull; unset fields come from the config.
@@ -124,14 +143,15 @@ pub async fn pull(host: &PullHost, config: &Config, request: &PullRequest) -> Re
     });
     let limit = Arc::new(Semaphore::new(config.download.concurrency));
     // A JoinSet aborts its tasks when dropped: a cancelled pull (a job
-    // cancelled with DELETE) stops every model, and each rolls back.
+    // cancelled with DELETE) stops every model, and each rolls back; the
+    // tracker tells the canceller when the last one has.
     let mut tasks = JoinSet::new();
     for (index, item) in planned.into_iter().enumerate() {
         let (context, limit) = (context.clone(), limit.clone());
-        tasks.spawn(async move {
+        tasks.spawn(host.tasks.track_future(async move {
             let _permit = limit.acquire_owned().await;
             (index, model::pull_one(&context, item).await)
-        });
+        }));
     }
     let mut models = Vec::new();
     while let Some(done) = tasks.join_next().await {
