@@ -177,6 +177,27 @@ impl Fleet {
         (counter("BACK_TO_SOURCE"), counter("REMOTE_PEER"))
     }
 
+    /// Bytes of task content node `k`'s dfdaemon holds on disk (its
+    /// `content/tasks` directory; 0 once every task was evicted).
+    pub fn task_bytes(&self, k: usize) -> u64 {
+        let dir = PathBuf::from(self.env(&format!("DF_PEER_{k}_STORAGE_DIR")));
+        let mut total = 0;
+        let mut pending = vec![dir.join("content").join("tasks")];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                match entry.metadata() {
+                    Ok(meta) if meta.is_dir() => pending.push(entry.path()),
+                    Ok(meta) => total += meta.len(),
+                    Err(_) => {}
+                }
+            }
+        }
+        total
+    }
+
     /// Bytes the S3 server sent, by its own metric.
     pub fn sent_bytes(&self) -> u64 {
         self.s3(&["sent-bytes"]).trim().parse().unwrap_or(0)

@@ -12,6 +12,12 @@
 //! TorchServes (synchronous: 200 once registered with its worker), the
 //! CLI on the other nodes; reported is the time until both TorchServes
 //! answered, each then checked by an inference and unregistered.
+//!
+//! Every timed pull starts from nodes whose dfdaemons hold no task: the
+//! peers evict a task a minute after it was last used (`--peer-task-ttl`)
+//! and the bench waits, untimed, until they have. Without it a full run
+//! keeps every run's copy on every node (8 nodes x 3 runs x 2 keys of
+//! 1 GiB) and fills the disk.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -33,6 +39,8 @@ struct Run {
 /// What one N measured.
 pub struct Point {
     pub nodes: usize,
+    /// The shaping, for the rows: "store R, nodes R".
+    links: String,
     dragonfly: Vec<Run>,
     direct: Vec<Run>,
     /// Per node, summed over the Dragonfly runs: (from source, from peers).
@@ -45,6 +53,28 @@ pub struct Point {
 
 /// Nodes 1 and 2 run TorchServe (node 1 alone in a fleet of one).
 const TORCHSERVE_NODES: usize = 2;
+
+/// How long a node's dfdaemon keeps a task after it was last started or
+/// finished; longer than any one download of the case takes (dfdaemon
+/// 1.5.10 does not refresh it while pieces arrive).
+const PEER_TASK_TTL: &str = "60s";
+
+/// Waits, untimed, until no node's dfdaemon holds a task (the TTL above
+/// plus dfdaemon's 5 s GC tick, with room to spare).
+fn wait_for_empty_peers(fleet: &Fleet) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let held: u64 = (1..=fleet.nodes).map(|k| fleet.task_bytes(k)).sum();
+        if held == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes' dfdaemons still hold {held} bytes of tasks after 4 minutes"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
 
 fn measured(fleet: &Fleet, pull: impl FnOnce()) -> Run {
     let (sent, (wire, _)) = (fleet.sent_bytes(), fleet.counters("store"));
@@ -205,8 +235,21 @@ fn direct_pull(fleet: &Fleet, work: &Path, key: &str) -> Run {
 pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
     let mut points = Vec::new();
     for &nodes in &args.fleet_nodes {
-        progress(&format!("fleet: {nodes} nodes over shaped links"));
-        let fleet = Fleet::start(nodes, &[]);
+        let (store_rate, node_rate) = (&args.fleet_links.0, &args.fleet_links.1);
+        progress(&format!(
+            "fleet: {nodes} nodes over shaped links (store {store_rate}, nodes {node_rate})"
+        ));
+        let fleet = Fleet::start(
+            nodes,
+            &[
+                "--store-rate",
+                store_rate,
+                "--node-rate",
+                node_rate,
+                "--peer-task-ttl",
+                PEER_TASK_TTL,
+            ],
+        );
         fleet.make_bucket();
         let work = work.join(format!("fleet-{nodes}"));
         std::fs::create_dir_all(&work).expect("fleet work dir");
@@ -217,6 +260,7 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         ));
         let mut point = Point {
             nodes,
+            links: format!("store {store_rate}, nodes {node_rate}"),
             dragonfly: Vec::new(),
             direct: Vec::new(),
             traffic: vec![(0, 0); nodes],
@@ -226,6 +270,7 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         for run in 0..args.runs {
             let key = format!("fleet-{nodes}-{run}.mar");
             fleet.upload(&format!("{PREFIX}{key}"), &mar.path);
+            wait_for_empty_peers(&fleet);
             let before: Vec<_> = (1..=nodes).map(|k| fleet.peer_traffic(k)).collect();
             let dragonfly_first = run % 2 == 0;
             if !dragonfly_first {
@@ -249,6 +294,7 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
             ));
             let key = format!("fleet-{nodes}-{run}-ts.mar");
             fleet.upload(&format!("{PREFIX}{key}"), &mar.path);
+            wait_for_empty_peers(&fleet);
             let sent = fleet.sent_bytes();
             let (registered, last) = served_pull(&fleet, &servers, &work, &key, mar);
             point.registered.push(registered);
@@ -280,7 +326,10 @@ fn push_rows(point: &Point, mar: &Mar, rows: &mut Vec<Row>) {
     let goal = (n == 8).then_some(0.35);
     rows.push(Row {
         case: "fleet",
-        variant: format!("{n} nodes via Dragonfly: time to the last node"),
+        variant: format!(
+            "{n} nodes via Dragonfly ({}): time to the last node",
+            point.links
+        ),
         unit: "s",
         values: secs(&point.dragonfly),
         baseline: Some((

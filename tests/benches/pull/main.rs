@@ -5,7 +5,7 @@
 //! medians. `scripts/bench` builds everything in release mode and runs it.
 //!
 //!     scripts/bench [--size-mb 1024] [--runs 3] [--pairs 5] [--cases cold,warm,...] [--json FILE]
-//!                   [--fleet-nodes 2,4,8] [--chart FILE]
+//!                   [--fleet-nodes 2,4,8] [--fleet-links 1gbit,2500mbit] [--chart FILE]
 //!
 //! Cases: cold, warm, register, many, fleet (nodes in network namespaces
 //! over shaped links; needs root), memory (`direct` runs with
@@ -47,6 +47,9 @@ pub struct Args {
     pub json: Option<PathBuf>,
     /// The fleet case's node counts.
     pub fleet_nodes: Vec<usize>,
+    /// The fleet case's shaping: the store's egress and each node's link
+    /// (tc rates, as `scripts/testbed/netns up` takes them).
+    pub fleet_links: (String, String),
     /// Where the fleet case draws its chart (SVG).
     pub chart: Option<PathBuf>,
 }
@@ -63,6 +66,7 @@ fn parse_args() -> Args {
         .to_vec(),
         json: None,
         fleet_nodes: vec![2, 4, 8],
+        fleet_links: ("1gbit".into(), "2500mbit".into()),
         chart: None,
     };
     let mut it = std::env::args().skip(1);
@@ -80,6 +84,13 @@ fn parse_args() -> Args {
                     .split(',')
                     .map(|n| n.parse().expect("--fleet-nodes 2,4,8"))
                     .collect()
+            }
+            "--fleet-links" => {
+                let links = value();
+                let (store, node) = links
+                    .split_once(',')
+                    .expect("--fleet-links STORE_RATE,NODE_RATE (e.g. 1gbit,2500mbit)");
+                args.fleet_links = (store.into(), node.into());
             }
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
