@@ -4,12 +4,14 @@
 //! [`unpack_file`] from the finished file. Each form is one file:
 //! `zip.rs` (`.mar`: deflated or stored entries, zip64) and `tar.rs`
 //! (`.tar.gz`, `.tgz`; names placed by `tar_names.rs`); `stream.rs` is the
-//! streaming plumbing they share, `output.rs` how they write files.
+//! streaming plumbing they share, `output.rs` how they write files,
+//! `inflate.rs` the finished file's one-call inflate of a deflated entry.
 //! Model directories need no unpacking: `pull/directory.rs` fetches them.
 //!
 //! May import: `error`, `model_store` (staging), `transfer::writer` (the
 //! block tap a streaming unpacker implements).
 
+mod inflate;
 mod output;
 mod stream;
 mod tar;

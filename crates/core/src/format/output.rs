@@ -46,7 +46,9 @@ pub(super) fn create_file(path: &Path, name: &str) -> Result<File, UnpackError> 
         create_dirs(parent, name)?;
     }
     remove_file_at(path, name)?;
+    // Readable too: the file path maps it to inflate into (`inflate.rs`).
     File::options()
+        .read(true)
         .write(true)
         .create_new(true)
         .open(path)

@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 
 use zip::read::ZipFile;
 use zip::result::ZipError;
-use zip::ZipArchive;
+use zip::{CompressionMethod, ZipArchive};
 
+use super::inflate::{allocate, inflate_into, map_archive};
 use super::output::{copy_into, create_dirs, create_file, Budget, COPY_BUFFER};
 use super::stream::Stream;
 use super::{empty_dir, Form, Limits, UnpackError, UnpackStats, UnpackedFrom};
@@ -82,7 +83,10 @@ pub(super) fn finish(
     Ok((joined.dir, stats, UnpackedFrom::File))
 }
 
-/// Unpacks the complete archive at `archive` into `dir`.
+/// Unpacks the complete archive at `archive` into `dir`. Deflated entries
+/// are inflated whole from a mapping of the archive ([`inflate`]), the
+/// rest (stored entries, or any entry where mapping is not possible) are
+/// copied through the zip reader as the stream does.
 pub(super) fn unpack_file(
     archive: &Path,
     dir: &TempDir,
@@ -95,15 +99,92 @@ pub(super) fn unpack_file(
     if !is_zip {
         return Err(UnpackError::WrongForm(Form::Zip));
     }
+    // SAFETY: the archive is the model store's copy of a finished
+    // download, held under the model's lock; nothing truncates it while
+    // it is unpacked.
+    let mapped = unsafe { map_archive(&file) };
     let mut zip = ZipArchive::new(BufReader::with_capacity(COPY_BUFFER, File::open(archive)?))?;
-    let mut stats = UnpackStats::default();
-    let mut buffer = vec![0u8; COPY_BUFFER];
-    let mut budget = Budget::new(limits, dir.path());
+    let mut out = FileOut {
+        dir: dir.path(),
+        buffer: vec![0u8; COPY_BUFFER],
+        stats: UnpackStats::default(),
+        budget: Budget::new(limits, dir.path()),
+    };
     for index in 0..zip.len() {
-        let mut entry = zip.by_index(index)?;
-        write_entry(&mut entry, dir.path(), &mut buffer, &mut stats, &mut budget)?;
+        let whole = {
+            let raw = zip.by_index_raw(index)?;
+            match mapped.as_deref().and_then(|m| deflate_stream(&raw, m)) {
+                Some(stream) => Some((place(&raw, dir.path())?, raw.size(), raw.crc32(), stream)),
+                None => None,
+            }
+        };
+        match whole {
+            Some(((name, path), size, crc32, stream)) => {
+                out.budget.admit_file(&name, size)?;
+                let mut file = create_file(&path, &name)?;
+                if allocate(&file, size)? {
+                    inflate_into(stream, &file, size, crc32, &name)?;
+                } else {
+                    let mut entry = zip.by_index(index)?;
+                    copy_entry(&mut entry, &mut file, &name, size, &mut out.buffer)?;
+                }
+                out.stats.files += 1;
+                out.stats.bytes += size;
+            }
+            None => {
+                let mut entry = zip.by_index(index)?;
+                write_entry(
+                    &mut entry,
+                    out.dir,
+                    &mut out.buffer,
+                    &mut out.stats,
+                    &mut out.budget,
+                )?;
+            }
+        }
     }
-    Ok(stats)
+    Ok(out.stats)
+}
+
+/// What the file path carries from entry to entry.
+struct FileOut<'a> {
+    dir: &'a Path,
+    buffer: Vec<u8>,
+    stats: UnpackStats,
+    budget: Budget,
+}
+
+/// A deflated file entry's whole deflate stream within the mapped
+/// archive, when it can be inflated in one call (not encrypted, inside
+/// the file).
+fn deflate_stream<'m, R: Read>(entry: &ZipFile<'_, R>, mapped: &'m [u8]) -> Option<&'m [u8]> {
+    if entry.compression() != CompressionMethod::Deflated || entry.encrypted() || entry.is_dir() {
+        return None;
+    }
+    let start = usize::try_from(entry.data_start()?).ok()?;
+    let len = usize::try_from(entry.compressed_size()).ok()?;
+    mapped.get(start..start.checked_add(len)?)
+}
+
+/// Copies `entry` through the zip reader into `file`: exactly the `size`
+/// bytes the archive declares; reading it to its end checks its CRC-32.
+fn copy_entry<R: Read>(
+    entry: &mut ZipFile<'_, R>,
+    file: &mut File,
+    name: &str,
+    size: u64,
+    buffer: &mut [u8],
+) -> Result<(), UnpackError> {
+    // One byte past the declared size is enough to know it lied: a bomb
+    // that declares 1 byte never writes more than 2.
+    let mut bounded = Read::take(&mut *entry, size.saturating_add(1));
+    let written = copy_into(&mut bounded, file, buffer, name, size)?;
+    if written != size {
+        return Err(UnpackError::Invalid(format!(
+            "entry {name:?}: {written} bytes, the archive says {size}"
+        )));
+    }
+    Ok(())
 }
 
 /// What the stream thread runs (see [`super::stream::spawn`]).
@@ -157,18 +238,9 @@ fn write_entry<R: Read>(
     }
     budget.admit_file(&name, digest.size)?;
     let mut out = create_file(&path, &name)?;
-    // One byte past the declared size is enough to know it lied: a bomb
-    // that declares 1 byte never writes more than 2.
-    let mut bounded = Read::take(&mut *entry, digest.size.saturating_add(1));
-    let written = copy_into(&mut bounded, &mut out, buffer, &name, digest.size)?;
-    if written != digest.size {
-        return Err(UnpackError::Invalid(format!(
-            "entry {name:?}: {written} bytes, the archive says {}",
-            digest.size
-        )));
-    }
+    copy_entry(entry, &mut out, &name, digest.size, buffer)?;
     stats.files += 1;
-    stats.bytes += written;
+    stats.bytes += digest.size;
     Ok(digest)
 }
 
@@ -202,7 +274,6 @@ mod tests {
     use std::fs;
     use std::io::Write;
     use zip::write::SimpleFileOptions;
-    use zip::CompressionMethod;
 
     /// A zip with a deflated and a stored file in a folder, plus a manifest.
     fn sample_zip(path: &Path) -> Vec<(String, Vec<u8>)> {

@@ -5,6 +5,7 @@
 //! Python's `zipfile`/`tarfile`, as `torch-model-archiver` builds them.
 
 mod bounds;
+mod inflate_speed;
 mod stored_speed;
 mod tar_good;
 mod tar_hostile;

@@ -51,7 +51,7 @@ fn copy_file_range(from: &File, offset: u64, len: u64, to: &File) {
 }
 
 /// CPU seconds this thread has used (user + system).
-fn cpu_seconds() -> f64 {
+pub(super) fn cpu_seconds() -> f64 {
     // SAFETY: getrusage fills the struct it is given.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
