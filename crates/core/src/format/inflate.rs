@@ -16,7 +16,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 
 use libdeflater::{DecompressionError, Decompressor};
-use memmap2::{Mmap, MmapMut, MmapOptions};
+use memmap2::{Mmap, MmapOptions};
 
 use super::UnpackError;
 
