@@ -205,10 +205,18 @@ fn after_a_preheat_a_node_pulls_from_peers_and_the_store_sends_nothing() {
     );
 }
 
+/// Two TorchServes and a CLI pull one archive at the same instant, on a
+/// bed with a seed peer, as Dragonfly is deployed: the scheduler has the
+/// seed peer fetch the new task and schedules the nodes to it. Without
+/// one, Dragonfly's scheduler sends every peer that registers while the
+/// task is still pending to the source (a check-then-act in its register
+/// handler), and peers registering in the same instant each fetch the
+/// whole object (docs/BENCHMARKS.md measured how often).
 #[test]
 fn two_torchserves_and_a_cli_at_once_register_serve_and_the_store_sends_one_copy() {
-    let fleet = Fleet::start(3, &[]);
+    let fleet = Fleet::start(3, &["--seed-peer"]);
     fleet.make_bucket();
+    fleet.wait_for_seed_peer();
     let work = tempfile::tempdir().unwrap();
     let mar = make_mar("served", 8.0, &work.path().join("mars"), 64);
     fleet.upload(&format!("{PREFIX}served.mar"), &mar.path);

@@ -4,11 +4,14 @@
 //! its default scheduling settings, one dfdaemon per node; commands run on
 //! a host with [`Fleet::on`], TorchServe with the plugin on a node with
 //! [`Fleet::torchserve`] (`fleet_torchserve.rs`). Needs root. Stopped
-//! (processes, then every namespace) when dropped.
+//! (processes, then every namespace) when dropped. With `--seed-peer` the
+//! bed also runs a Dragonfly seed peer on host `seed` (peer N+1), as
+//! Dragonfly's own deployments do ([`Fleet::wait_for_seed_peer`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -22,7 +25,7 @@ pub struct Fleet {
     pub nodes: usize,
     env: BTreeMap<String, String>,
     stopped: bool,
-    _tmp: tempfile::TempDir,
+    tmp: tempfile::TempDir,
 }
 
 fn script() -> PathBuf {
@@ -41,8 +44,8 @@ fn checked(mut command: Command, what: &str) -> Output {
 }
 
 impl Fleet {
-    /// `nodes` nodes; `args`: more options of `netns up` (`--store-rate`,
-    /// `--node-rate`).
+    /// `nodes` nodes; `args`: more options of `fleet start` (`--store-rate`,
+    /// `--node-rate`, `--peer-task-ttl`, `--seed-peer`).
     pub fn start(nodes: usize, args: &[&str]) -> Fleet {
         let tmp = tempfile::Builder::new()
             .prefix("dfe-fleet-")
@@ -61,7 +64,7 @@ impl Fleet {
             nodes,
             env: BTreeMap::new(),
             stopped: false,
-            _tmp: tmp,
+            tmp,
         };
         let output = command.output().expect("run scripts/testbed/fleet");
         if !output.status.success() {
@@ -152,14 +155,79 @@ impl Fleet {
             .to_string()
     }
 
-    /// Node `k`'s dfdaemon counter of downloaded bytes by where they came
+    /// The seed peer's number, when the bed has one (`--seed-peer`).
+    pub fn seed_peer(&self) -> Option<usize> {
+        self.env.get("DF_SEED_PEER")?.parse().ok()
+    }
+
+    /// Every peer's number: the nodes' 1..=N, then the seed peer's.
+    pub fn peers(&self) -> std::ops::RangeInclusive<usize> {
+        1..=self.seed_peer().unwrap_or(self.nodes)
+    }
+
+    /// The host peer `k` runs on.
+    fn peer_host(&self, k: usize) -> String {
+        if self.seed_peer() == Some(k) {
+            "seed".into()
+        } else {
+            format!("node-{k}")
+        }
+    }
+
+    /// Waits until the scheduler hands new tasks to the seed peer: it
+    /// learns of seed peers on a 30 s refresh, and before that sends the
+    /// first peers of a task to the source. Probes with small objects
+    /// (`probe/…`, outside the models' prefix) fetched through node 1
+    /// until the seed peer is the one that went to the source.
+    pub fn wait_for_seed_peer(&self) {
+        let seed = self.seed_peer().expect("the fleet has no seed peer");
+        let probe = self.tmp.path().join("probe");
+        std::fs::write(&probe, vec![7u8; 16 << 20]).expect("write the probe object");
+        let proxy = self.env("DF_PEER_1_PROXY").to_string();
+        let curl = PathBuf::from("/usr/bin/curl");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        for attempt in 0.. {
+            let key = format!("probe/seed-{attempt}");
+            self.upload(&key, &probe);
+            let url = self.presign(&key);
+            let (from_source, _) = self.peer_traffic(seed);
+            checked(
+                self.on(
+                    "node-1",
+                    &curl,
+                    &[
+                        "-fsS",
+                        "--max-time",
+                        "60",
+                        "-x",
+                        &proxy,
+                        "-o",
+                        "/dev/null",
+                        &url,
+                    ],
+                ),
+                "probe through node 1",
+            );
+            if self.peer_traffic(seed).0 > from_source {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the scheduler did not use the seed peer within 2 minutes ({} probes)",
+                attempt + 1
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    /// Peer `k`'s dfdaemon counter of downloaded bytes by where they came
     /// from: (`BACK_TO_SOURCE`, `REMOTE_PEER`).
     pub fn peer_traffic(&self, k: usize) -> (u64, u64) {
         let url = self.env(&format!("DF_PEER_{k}_METRICS_URL")).to_string();
         let curl = PathBuf::from("/usr/bin/curl");
         let output = checked(
             self.on(
-                &format!("node-{k}"),
+                &self.peer_host(k),
                 &curl,
                 &["-fsS", "--max-time", "10", &url],
             ),

@@ -18,6 +18,10 @@
 //! and the bench waits, untimed, until they have. Without it a full run
 //! keeps every run's copy on every node (8 nodes x 3 runs x 2 keys of
 //! 1 GiB) and fills the disk.
+//!
+//! `--fleet-seed-peer`: the bed also runs a seed peer on a host of its own
+//! (linked as a node is), as Dragonfly's deployments do; the scheduler has
+//! it fetch each new task from the store and schedules the nodes to it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -64,7 +68,7 @@ const PEER_TASK_TTL: &str = "60s";
 fn wait_for_empty_peers(fleet: &Fleet) {
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
-        let held: u64 = (1..=fleet.nodes).map(|k| fleet.task_bytes(k)).sum();
+        let held: u64 = fleet.peers().map(|k| fleet.task_bytes(k)).sum();
         if held == 0 {
             return;
         }
@@ -239,18 +243,22 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         progress(&format!(
             "fleet: {nodes} nodes over shaped links (store {store_rate}, nodes {node_rate})"
         ));
-        let fleet = Fleet::start(
-            nodes,
-            &[
-                "--store-rate",
-                store_rate,
-                "--node-rate",
-                node_rate,
-                "--peer-task-ttl",
-                PEER_TASK_TTL,
-            ],
-        );
+        let mut bed = vec![
+            "--store-rate",
+            store_rate.as_str(),
+            "--node-rate",
+            node_rate.as_str(),
+            "--peer-task-ttl",
+            PEER_TASK_TTL,
+        ];
+        if args.fleet_seed_peer {
+            bed.push("--seed-peer");
+        }
+        let fleet = Fleet::start(nodes, &bed);
         fleet.make_bucket();
+        if args.fleet_seed_peer {
+            fleet.wait_for_seed_peer();
+        }
         let work = work.join(format!("fleet-{nodes}"));
         std::fs::create_dir_all(&work).expect("fleet work dir");
         let servers = start_torchserves(&fleet, &work);
@@ -260,7 +268,14 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
         ));
         let mut point = Point {
             nodes,
-            links: format!("store {store_rate}, nodes {node_rate}"),
+            links: format!(
+                "store {store_rate}, nodes {node_rate}{}",
+                if args.fleet_seed_peer {
+                    ", a seed peer"
+                } else {
+                    ""
+                }
+            ),
             dragonfly: Vec::new(),
             direct: Vec::new(),
             traffic: vec![(0, 0); nodes],

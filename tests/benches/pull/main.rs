@@ -50,6 +50,8 @@ pub struct Args {
     /// The fleet case's shaping: the store's egress and each node's link
     /// (tc rates, as `scripts/testbed/netns up` takes them).
     pub fleet_links: (String, String),
+    /// The fleet runs a Dragonfly seed peer on a host of its own.
+    pub fleet_seed_peer: bool,
     /// Where the fleet case draws its chart (SVG).
     pub chart: Option<PathBuf>,
 }
@@ -67,6 +69,7 @@ fn parse_args() -> Args {
         json: None,
         fleet_nodes: vec![2, 4, 8],
         fleet_links: ("1gbit".into(), "2500mbit".into()),
+        fleet_seed_peer: false,
         chart: None,
     };
     let mut it = std::env::args().skip(1);
@@ -92,6 +95,7 @@ fn parse_args() -> Args {
                     .expect("--fleet-links STORE_RATE,NODE_RATE (e.g. 1gbit,2500mbit)");
                 args.fleet_links = (store.into(), node.into());
             }
+            "--fleet-seed-peer" => args.fleet_seed_peer = true,
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
