@@ -36,9 +36,19 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
-    /// A timed call from a settled page cache, then the answer checked.
+    /// A timed call from a settled page cache and a collected JVM heap,
+    /// then the answer checked. Both variants run in the same TorchServe
+    /// JVM, and TorchServe's POST (its Java download and unzip of 1 GiB)
+    /// leaves garbage whose collection would otherwise land in whichever
+    /// run comes next.
     fn timed(&self, name: &str, method: &str, path: &str) -> Sample {
         settle();
+        let gc = std::process::Command::new("jcmd")
+            .args([&self.pids[0].to_string(), "GC.run"])
+            .output();
+        if !gc.is_ok_and(|out| out.status.success()) {
+            progress("  (jcmd GC.run failed; the run starts with the heap as it is)");
+        }
         let sample = timed(&self.pids, || {
             self.serving.timed(method, path);
         });
