@@ -15,11 +15,10 @@
 //! which goes first; best wall time and the inflating thread's CPU.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::stored_speed::cpu_seconds;
+use super::stored_speed::{cpu_seconds, zip_reader_copy};
 use crate::format::inflate::{allocate, inflate_into, map_archive};
 
 /// A method under test (it writes the entry into the file given), with
@@ -66,19 +65,7 @@ fn inflate_speed() {
     let work = tempfile::tempdir().unwrap();
     let out_path = work.path().join("out");
 
-    let streaming = |out: &mut File| {
-        let file = BufReader::with_capacity(1 << 20, File::open(&archive).unwrap());
-        let mut zip = zip::ZipArchive::new(file).unwrap();
-        let mut entry = zip.by_index(index).unwrap();
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let n = entry.read(&mut buffer).unwrap();
-            if n == 0 {
-                break;
-            }
-            out.write_all(&buffer[..n]).unwrap();
-        }
-    };
+    let streaming = |out: &mut File| zip_reader_copy(&archive, index, out);
     // Mapping the archive is timed too, as the file path does it per pull.
     let whole = |out: &mut File| {
         let source = File::open(&archive).unwrap();
