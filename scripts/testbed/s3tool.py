@@ -8,6 +8,7 @@ usage: s3tool.py ENVFILE ls
        s3tool.py ENVFILE put-checksum BUCKET KEY FILE ALGORITHM   (one part, with
                  the store keeping a SHA256/SHA1/CRC32 checksum of it)
        s3tool.py ENVFILE presign BUCKET KEY [EXPIRES_S]
+       s3tool.py ENVFILE rm BUCKET KEY
 ENVFILE is the env file written by `scripts/testbed/s3 start`.
 """
 import sys
@@ -61,6 +62,8 @@ def main(argv):
     elif cmd == "put-checksum" and len(args) == 4:
         with open(args[2], "rb") as body:
             s3.put_object(Bucket=args[0], Key=args[1], Body=body, ChecksumAlgorithm=args[3])
+    elif cmd == "rm" and len(args) == 2:
+        s3.delete_object(Bucket=args[0], Key=args[1])
     elif cmd == "presign" and len(args) in (2, 3):
         expires = int(args[2]) if len(args) == 3 else 3600
         print(

@@ -152,6 +152,19 @@ impl S3Server {
             algorithm,
         ]);
     }
+    pub fn remove(&self, bucket: &str, key: &str) {
+        self.0.command(&["rm", bucket, key]);
+    }
+    /// Compacts the volumes that hold deleted objects: SeaweedFS frees no
+    /// disk on delete until then.
+    pub fn vacuum(&self) {
+        self.0.command(&["vacuum"]);
+    }
+    /// Bytes of the store's files on disk, deleted objects not yet
+    /// compacted included.
+    pub fn data_bytes(&self) -> u64 {
+        self.0.command(&["data-bytes"]).trim().parse().unwrap_or(0)
+    }
     pub fn presign(&self, bucket: &str, key: &str, expires_secs: u64) -> String {
         self.0
             .command(&["presign", bucket, key, &expires_secs.to_string()])

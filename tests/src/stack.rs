@@ -23,6 +23,7 @@
 //! plugins path of a running TorchServe).
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -53,6 +54,27 @@ impl Origin {
 
     pub fn upload(&self, key: &str, file: &Path) {
         self.s3.put(BUCKET, key, file);
+    }
+
+    /// Deletes `key` (an object of `bytes`) and waits, up to a minute,
+    /// until its disk is free: SeaweedFS's filer hands the delete to the
+    /// volumes a moment later, and only a vacuum then frees the space.
+    pub fn discard(&self, key: &str, bytes: u64) {
+        let before = self.s3.data_bytes();
+        self.s3.remove(BUCKET, key);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            self.s3.vacuum();
+            // Most of it: the filer's own metadata files grow a little.
+            if self.s3.data_bytes() + bytes / 10 * 9 <= before {
+                return;
+            }
+            if Instant::now() > deadline {
+                eprintln!("{key}: deleted, but its {bytes} bytes were not freed within 60 s");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     /// A model directory: every file under `dir` below the folder `prefix`.

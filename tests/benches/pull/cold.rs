@@ -56,6 +56,7 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
             progress(&format!("  plugin cold: {:.2} s", sample.wall));
             // Warm: the key just pulled, whose task the peer now has.
             warm.run(&mar_only, &streamed_warm, work, &key);
+            origin.discard(&key, mar.bytes);
             sample
         },
         |run| {
@@ -75,6 +76,7 @@ pub fn run(args: &Args, mar: &Mar, work: &Path, rows: &mut Vec<Row>) {
             // Straight from the store: the physical limit.
             settle();
             direct.push(curl(&url, None, &out));
+            origin.discard(&key, mar.bytes);
             sample
         },
     );

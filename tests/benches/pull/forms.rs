@@ -176,6 +176,7 @@ fn zip64_memory(args: &Args, work: &Path, rows: &mut Vec<Row>) {
             .expect("run the CLI");
         peaks.push(peak_rss(&mut child));
         let _ = std::fs::remove_dir_all(&store);
+        origin.discard(&key, mar.bytes);
     }
     rows.push(Row {
         case: "forms",
