@@ -232,9 +232,20 @@ impl Fetcher {
                     if let Some(crc) = crc.as_mut() {
                         crc.update(&chunk);
                     }
-                    block.extend_from_slice(&chunk);
-                    if block.len() >= BLOCK_SIZE {
-                        sink.write(block.split().freeze()).await?;
+                    // Exactly BLOCK_SIZE per block, each allocated once:
+                    // growing a block as chunks came reallocated it up to
+                    // twice its size, and the queued blocks held that much.
+                    let mut rest = &chunk[..];
+                    while !rest.is_empty() {
+                        let room = BLOCK_SIZE - block.len();
+                        let (now, later) = rest.split_at(room.min(rest.len()));
+                        block.extend_from_slice(now);
+                        rest = later;
+                        if block.len() == BLOCK_SIZE {
+                            let full =
+                                std::mem::replace(&mut block, BytesMut::with_capacity(BLOCK_SIZE));
+                            sink.write(full.freeze()).await?;
+                        }
                     }
                 }
                 Some(Err(e)) => break Err(describe_http_error(e)),
