@@ -89,9 +89,10 @@ fn inflate(method: &str, raw: &[u8], size: usize, out: Option<&File>, spare: &mu
                     libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(file), 0, 0, size as i64)
                 };
                 assert_eq!(reserved, 0, "fallocate");
+                // Populated up front, as the file path maps it.
                 // SAFETY: the file is ours and nobody else changes its length.
-                let mut mapped =
-                    unsafe { memmap2::MmapMut::map_mut(file) }.expect("map the output");
+                let mut mapped = unsafe { memmap2::MmapOptions::new().populate().map_mut(file) }
+                    .expect("map the output");
                 let n = decompressor
                     .deflate_decompress(raw, &mut mapped)
                     .expect("inflate");

@@ -11,8 +11,9 @@
 //! ```
 //!
 //! Each run ends with the output's fsync; the archive is warm in the page
-//! cache, as right after its download. 3 rounds, the methods alternating
-//! which goes first; best wall time and the inflating thread's CPU.
+//! cache, as right after its download. 5 rounds, the methods alternating
+//! which goes first; median wall time with its range (a best-of-3 once
+//! hid that the file path was bimodal) and the median CPU.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -22,8 +23,19 @@ use super::stored_speed::{cpu_seconds, zip_reader_copy};
 use crate::format::inflate::{allocate, inflate_into, map_archive};
 
 /// A method under test (it writes the entry into the file given), with
-/// its best wall and CPU seconds so far.
-type Method<'a> = (&'static str, Box<dyn Fn(&mut File) + 'a>, f64, f64);
+/// its wall and CPU seconds per round.
+type Method<'a> = (
+    &'static str,
+    Box<dyn Fn(&mut File) + 'a>,
+    Vec<f64>,
+    Vec<f64>,
+);
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
 
 fn fixture() -> PathBuf {
     if let Some(path) = std::env::var_os("DRAGONFLY_ENDPOINT_INFLATE_ARCHIVE") {
@@ -85,24 +97,24 @@ fn inflate_speed() {
         (
             "zip reader, streaming (zlib-rs)",
             Box::new(streaming),
-            f64::MAX,
-            f64::MAX,
+            vec![],
+            vec![],
         ),
         (
             "libdeflate, whole entry, mapped",
             Box::new(whole),
-            f64::MAX,
-            f64::MAX,
+            vec![],
+            vec![],
         ),
     ];
-    for round in 0..3 {
+    for round in 0..5 {
         for turn in 0..methods.len() {
             let k = if round % 2 == 0 {
                 turn
             } else {
                 methods.len() - 1 - turn
             };
-            let (_, method, best, cpu) = &mut methods[k];
+            let (_, method, walls, cpus) = &mut methods[k];
             let _ = std::fs::remove_file(&out_path);
             let mut out = File::options()
                 .read(true)
@@ -113,8 +125,8 @@ fn inflate_speed() {
             let (started, cpu_started) = (Instant::now(), cpu_seconds());
             method(&mut out);
             out.sync_all().unwrap();
-            *best = best.min(started.elapsed().as_secs_f64());
-            *cpu = cpu.min(cpu_seconds() - cpu_started);
+            walls.push(started.elapsed().as_secs_f64());
+            cpus.push(cpu_seconds() - cpu_started);
             assert_eq!(out.metadata().unwrap().len(), size);
         }
     }
@@ -122,9 +134,17 @@ fn inflate_speed() {
         "entry of {size} bytes ({compressed} deflated) from {}",
         archive.display()
     );
-    println!("{:<40} {:>8} {:>9} {:>8}", "method", "wall", "MB/s", "cpu");
-    for (name, _, best, cpu) in &methods {
-        let rate = size as f64 / best / 1e6;
-        println!("{name:<40} {best:6.2} s {rate:7.0} {cpu:6.2} s");
+    println!(
+        "{:<34} {:>8} {:>13} {:>6} {:>8}",
+        "method", "wall", "(range)", "MB/s", "cpu"
+    );
+    for (name, _, walls, cpus) in &methods {
+        let wall = median(walls);
+        let (lo, hi) = walls
+            .iter()
+            .fold((f64::MAX, 0f64), |(lo, hi), &w| (lo.min(w), hi.max(w)));
+        let rate = size as f64 / wall / 1e6;
+        let cpu = median(cpus);
+        println!("{name:<34} {wall:6.2} s ({lo:.2}-{hi:.2}) {rate:6.0} {cpu:6.2} s");
     }
 }
