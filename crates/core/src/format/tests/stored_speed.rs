@@ -62,7 +62,6 @@ pub(super) fn cpu_seconds() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
-/// Positioned reads of `buffer`'s size, CRC-32 on the way, then write.
 /// Entry `index` of `archive` through the zip reader (1 MiB reads) into
 /// `out`: the unpack's copy, the baseline of both speed tests.
 pub(super) fn zip_reader_copy(archive: &Path, index: usize, out: &mut File) {
@@ -79,6 +78,7 @@ pub(super) fn zip_reader_copy(archive: &Path, index: usize, out: &mut File) {
     }
 }
 
+/// Positioned reads of `buffer`'s size, CRC-32 on the way, then write.
 fn pread_copy(from: &File, offset: u64, len: u64, out: &mut File, buffer: &mut [u8]) -> u32 {
     let mut crc = crc32fast::Hasher::new();
     let mut done = 0u64;
